@@ -1,0 +1,36 @@
+"""Shared fixtures: paths to the bundle, the shared real data (tests needing it skip when absent), CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BUNDLE_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LESION_BUNDLE_SHARED", BUNDLE_ROOT.parent / "shared"))
+SHARED_DATA = SHARED / "data"
+SAMPLE = BUNDLE_ROOT / "docs" / "sample" / "BRATS_474_flair.nii.gz"
+SAMPLE_LABEL = SHARED_DATA / "msd_brain_tumour_flair128" / "BRATS_474_label.nii.gz"
+GLIOMA = SHARED_DATA / "msd_brain_tumour_flair128"
+RAW_MS = SHARED_DATA / "open_ms_data" / "longitudinal_raw"
+
+
+def require_shared(*paths: Path) -> None:
+    """Skip the calling test, with the reason, when the shared real data it needs is missing."""
+    for path in paths:
+        if not path.exists():
+            pytest.skip(f"needs the shared real MRI data: {path} is absent (expected ../shared beside the bundle)")
+
+
+def run_bundle(*args: str, cwd: Path = BUNDLE_ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run ``python -m <args>`` like a user would; fail the test with its output if it exits non-zero."""
+    env = dict(os.environ, PYTHONPATH=str(BUNDLE_ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"`python -m {' '.join(args)}` exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
