@@ -1,0 +1,6 @@
+"""Custom components of the discrepancy-conditioned diffusion lesion-segmentation bundle.
+
+The configs in ``configs/`` are the pipeline; these modules hold the parts MONAI does not provide.
+"""
+
+from bundle import data, inferer, intensity, losses, network, prepare_batch, report, scheduler, slices  # noqa: F401

@@ -1,0 +1,149 @@
+"""Per-case JSON report: lesions, volumes, uncertainty and the human-review flag.
+
+Lesions are 26-connected components of the saved binary mask, measured in the input's own voxel grid (volume =
+voxel count x |det(affine[:3, :3])| / 1000 mL; centroid in scanner mm via the affine). A case is flagged for review
+when the mean uncertainty inside predicted lesions exceeds ``max_lesion_uncertainty`` or the volume of uncertain
+voxels (uncertainty > ``uncertain_voxel_threshold``) exceeds ``max_uncertain_volume_ml``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform
+from scipy import ndimage
+
+
+def bundle_version(bundle_root: str) -> str:
+    """Version recorded in ``configs/metadata.json``."""
+    with open(os.path.join(bundle_root, "configs", "metadata.json")) as f:
+        return json.load(f)["version"]
+
+
+def write_json_atomic(path: str | os.PathLike, content: Any) -> None:
+    """Write JSON to ``path`` via a temporary file and rename, so a killed run leaves no partial file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(content, f, indent=2)
+    os.replace(tmp, path)
+
+
+def lesion_summary(mask: np.ndarray, uncertainty: np.ndarray, affine: np.ndarray) -> dict[str, Any]:
+    """Lesion count, volumes, centroids and uncertainties of binary ``mask`` (H, W, D) on grid ``affine``."""
+    voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
+    labels, count = ndimage.label(mask > 0, structure=np.ones((3, 3, 3)))
+    lesions = []
+    for index in range(1, count + 1):
+        voxels = labels == index
+        centroid_vox = np.array(ndimage.center_of_mass(voxels))
+        centroid_mm = affine[:3, :3] @ centroid_vox + affine[:3, 3]
+        lesions.append(
+            {
+                "volume_ml": round(float(voxels.sum()) * voxel_ml, 4),
+                "centroid_mm": [round(float(v), 2) for v in centroid_mm],
+                "mean_uncertainty": round(float(uncertainty[voxels].mean()), 4),
+            }
+        )
+    lesions.sort(key=lambda lesion: -lesion["volume_ml"])
+    inside = mask > 0
+    return {
+        "lesion_count": int(count),
+        "lesion_volume_ml": round(float(inside.sum()) * voxel_ml, 4),
+        "mean_uncertainty_in_lesions": round(float(uncertainty[inside].mean()), 4) if inside.any() else 0.0,
+        "voxel_volume_ml": voxel_ml,
+        "lesions": lesions,
+    }
+
+
+def review_decision(
+    summary: dict[str, Any],
+    uncertain_volume_ml: float,
+    max_lesion_uncertainty: float,
+    max_uncertain_volume_ml: float,
+) -> tuple[bool, str]:
+    """(review_required, the rule with this case's values) for a lesion summary."""
+    rule = (
+        f"mean_uncertainty_in_lesions > {max_lesion_uncertainty} "
+        f"or uncertain_volume_ml > {max_uncertain_volume_ml}"
+    )
+    flagged = summary["mean_uncertainty_in_lesions"] > max_lesion_uncertainty or uncertain_volume_ml > max_uncertain_volume_ml
+    values = (
+        f" (this case: {summary['mean_uncertainty_in_lesions']:.4f}, {uncertain_volume_ml:.2f} mL)"
+    )
+    return bool(flagged), rule + values
+
+
+class LesionReportd(MapTransform):
+    """Write ``<output_dir>/<case>_report.json`` from the binary mask and uncertainty of one decollated case.
+
+    Args:
+        mask_key / uncertainty_key: keys of the final mask and uncertainty (input grid, channel-first).
+        image_key: key whose ``filename_or_obj`` meta names the input file.
+        output_dir: where reports go; ``<case>`` is the input file name without ``.nii``/``.nii.gz``.
+        model_version, num_samples, num_steps, seed: recorded in the report.
+        max_lesion_uncertainty, uncertain_voxel_threshold, max_uncertain_volume_ml: the review rule.
+    """
+
+    def __init__(
+        self,
+        mask_key: str = "pred",
+        uncertainty_key: str = "uncertainty",
+        image_key: str = "image",
+        output_dir: str = "./eval",
+        model_version: str = "",
+        num_samples: int = 0,
+        num_steps: int = 0,
+        seed: int = 0,
+        max_lesion_uncertainty: float = 0.25,
+        uncertain_voxel_threshold: float = 0.25,
+        max_uncertain_volume_ml: float = 5.0,
+    ) -> None:
+        super().__init__(keys=[mask_key, uncertainty_key])
+        self.mask_key, self.uncertainty_key, self.image_key = mask_key, uncertainty_key, image_key
+        self.output_dir = output_dir
+        self.model_version, self.num_samples, self.num_steps, self.seed = model_version, num_samples, num_steps, seed
+        self.max_lesion_uncertainty = max_lesion_uncertainty
+        self.uncertain_voxel_threshold = uncertain_voxel_threshold
+        self.max_uncertain_volume_ml = max_uncertain_volume_ml
+
+    @staticmethod
+    def case_name(path: str) -> str:
+        name = os.path.basename(str(path))
+        for suffix in (".nii.gz", ".nii", ".dcm"):
+            if name.endswith(suffix):
+                return name[: -len(suffix)]
+        return name
+
+    def __call__(self, data):
+        d = dict(data)
+        mask = torch.as_tensor(d[self.mask_key]).detach().cpu().numpy()[0]
+        uncertainty = torch.as_tensor(d[self.uncertainty_key]).detach().cpu().numpy()[0]
+        affine = np.asarray(torch.as_tensor(d[self.mask_key].affine).cpu().numpy(), dtype=np.float64)
+        source = d[self.image_key].meta.get("filename_or_obj", "") if hasattr(d[self.image_key], "meta") else ""
+        summary = lesion_summary(mask, uncertainty, affine)
+        uncertain_ml = float((uncertainty > self.uncertain_voxel_threshold).sum()) * summary["voxel_volume_ml"]
+        flagged, rule = review_decision(summary, uncertain_ml, self.max_lesion_uncertainty, self.max_uncertain_volume_ml)
+        report = {
+            "input": str(source),
+            "model_version": self.model_version,
+            "num_samples": self.num_samples,
+            "num_steps": self.num_steps,
+            "seed": self.seed,
+            "lesion_count": summary["lesion_count"],
+            "lesion_volume_ml": summary["lesion_volume_ml"],
+            "mean_uncertainty_in_lesions": summary["mean_uncertainty_in_lesions"],
+            "uncertain_volume_ml": round(uncertain_ml, 4),
+            "lesions": summary["lesions"],
+            "review_required": flagged,
+            "review_rule": rule,
+        }
+        os.makedirs(self.output_dir, exist_ok=True)
+        write_json_atomic(os.path.join(self.output_dir, f"{self.case_name(source)}_report.json"), report)
+        return d
