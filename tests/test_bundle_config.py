@@ -1,0 +1,68 @@
+"""Bundle layout, metadata against the public schema, workflow properties, README and CI agreement."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib.metadata import version
+
+import pytest
+from monai.bundle import ConfigWorkflow, verify_metadata
+
+from conftest import BUNDLE_ROOT, SHARED, require_shared
+
+META = BUNDLE_ROOT / "configs" / "metadata.json"
+
+
+def test_metadata_passes_the_public_schema():
+    schema = SHARED / "schema" / "meta_schema_20240725.json"
+    require_shared(schema)
+    verify_metadata(meta_file=str(META), filepath=str(schema))  # raises ValidationError on any violation
+
+
+def test_metadata_versions_are_the_installed_ones():
+    meta = json.loads(META.read_text())
+    assert meta["version"] in meta["changelog"]
+    assert meta["monai_version"] == version("monai")
+    assert meta["pytorch_version"] == version("torch").split("+")[0]
+    assert meta["numpy_version"] == version("numpy")
+    assert "einops" in meta["required_packages_version"]
+    for package, pinned in meta["required_packages_version"].items():
+        assert version(package) == pinned, package
+    fmt = meta["network_data_format"]
+    assert list(fmt["inputs"]) == ["image"]
+    assert fmt["outputs"]["pred"]["channel_def"] == {"0": "background", "1": "lesion"}
+
+
+@pytest.mark.parametrize("config", ["inference.yaml"])
+def test_infer_workflow_has_every_required_property(config):
+    workflow = ConfigWorkflow(
+        config_file=str(BUNDLE_ROOT / "configs" / config),
+        meta_file=str(META),
+        logging_file=str(BUNDLE_ROOT / "configs" / "logging.conf"),
+        workflow_type="infer",
+    )
+    workflow.initialize()
+    assert not workflow.check_properties()
+
+
+def test_train_workflow_has_every_required_property():
+    require_shared(SHARED / "data" / "msd_brain_tumour_flair128")
+    workflow = ConfigWorkflow(
+        config_file=str(BUNDLE_ROOT / "configs" / "train.yaml"),
+        meta_file=str(META),
+        logging_file=str(BUNDLE_ROOT / "configs" / "logging.conf"),
+        workflow_type="train",
+    )
+    workflow.initialize()
+    assert not workflow.check_properties()
+
+
+def test_readme_commands_are_the_ones_ci_runs():
+    readme = (BUNDLE_ROOT / "README.md").read_text()
+    ci = (BUNDLE_ROOT / ".ci" / "run").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    assert len(blocks) >= 2, "README must start with the setup+inference and the test command"
+    setup_and_run, tests = blocks[0].strip(), blocks[1].strip()
+    assert "configs/inference.yaml" in setup_and_run and ".ci/setup" in setup_and_run
+    assert tests in ci, "the README's test command must be what .ci/run executes"

@@ -1,0 +1,87 @@
+"""End-to-end inference through ``python -m monai.bundle run`` on real scans: outputs, geometry, report."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import BUNDLE_ROOT, RAW_MS, SAMPLE, SAMPLE_LABEL, require_shared, run_bundle
+
+REPORT_KEYS = {
+    "input", "model_version", "num_samples", "num_steps", "seed", "lesion_count", "lesion_volume_ml", "lesions",
+    "mean_uncertainty_in_lesions", "review_required", "review_rule",
+}
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    """The shipped model on the embedded sample, launched from another folder via --bundle_root and --datalist."""
+    work = tmp_path_factory.mktemp("sample_run")
+    datalist = work / "list.json"
+    datalist.write_text(json.dumps({"testing": [{"image": str(SAMPLE)}]}))
+    out = work / "out"
+    run_bundle(
+        "monai.bundle", "run", "--config_file", str(BUNDLE_ROOT / "configs" / "inference.yaml"),
+        "--bundle_root", str(BUNDLE_ROOT), "--datalist", str(datalist), "--output_dir", str(out),
+        "--num_samples", "4", "--num_steps", "4", cwd=work,
+    )
+    return out
+
+
+def test_sample_outputs_have_input_geometry(sample_run):
+    image = nib.load(SAMPLE)
+    seg = nib.load(sample_run / "BRATS_474_flair_seg.nii.gz")
+    unc = nib.load(sample_run / "BRATS_474_flair_uncertainty.nii.gz")
+    for out in (seg, unc):
+        assert out.shape == image.shape
+        np.testing.assert_allclose(out.affine, image.affine, atol=1e-4)
+    mask = np.asarray(seg.dataobj)
+    assert seg.get_data_dtype() == np.uint8 and set(np.unique(mask)) <= {0, 1}
+    u = unc.get_fdata()
+    assert u.min() >= 0 and u.max() <= 0.5 + 1e-6  # std of N values in [0, 1]
+
+
+def test_sample_report_matches_mask(sample_run):
+    report = json.loads((sample_run / "BRATS_474_flair_report.json").read_text())
+    assert REPORT_KEYS <= set(report)
+    assert report["num_samples"] == 4 and report["num_steps"] == 4 and report["seed"] == 0
+    assert report["input"].endswith("BRATS_474_flair.nii.gz")
+    seg = nib.load(sample_run / "BRATS_474_flair_seg.nii.gz")
+    voxel_ml = abs(np.linalg.det(seg.affine[:3, :3])) / 1000
+    assert report["lesion_volume_ml"] == pytest.approx(np.asarray(seg.dataobj).sum() * voxel_ml, rel=1e-3)
+    assert report["lesion_count"] == len(report["lesions"])
+    assert sum(les["volume_ml"] for les in report["lesions"]) == pytest.approx(report["lesion_volume_ml"], rel=1e-2)
+    assert isinstance(report["review_required"], bool) and "mean_uncertainty_in_lesions" in report["review_rule"]
+
+
+def test_shipped_model_finds_the_sample_tumour(sample_run):
+    """The held-out sample's whole-tumour label (from ../shared) is found: a regression guard on the weights."""
+    require_shared(SAMPLE_LABEL)
+    label = np.asarray(nib.load(SAMPLE_LABEL).dataobj) > 0
+    mask = np.asarray(nib.load(sample_run / "BRATS_474_flair_seg.nii.gz").dataobj) > 0
+    dice = 2 * (label & mask).sum() / (label.sum() + mask.sum())
+    assert dice > 0.6, f"Dice {dice:.3f} on the held-out sample"
+
+
+def test_native_space_scan_with_skull_keeps_exact_geometry(tmp_path):
+    """A real LPS, 0.72 x 0.72 x 4 mm scan with skull (via --dataset_dir) gets a mask on its own grid."""
+    src = RAW_MS / "patient01_study1_FLAIR.nii.gz"
+    require_shared(src)
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / src.name).symlink_to(src)
+    out = tmp_path / "out"
+    run_bundle(
+        "monai.bundle", "run", "--config_file", "configs/inference.yaml", "--dataset_dir", str(data),
+        "--output_dir", str(out), "--num_samples", "2", "--num_steps", "2",
+    )
+    image = nib.load(src)
+    seg = nib.load(out / "patient01_study1_FLAIR_seg.nii.gz")
+    assert seg.shape == image.shape
+    np.testing.assert_allclose(seg.affine, image.affine, atol=1e-4)
+    assert nib.aff2axcodes(seg.affine) == ("L", "P", "S")
+    assert (out / "patient01_study1_FLAIR_uncertainty.nii.gz").exists()
+    assert json.loads((out / "patient01_study1_FLAIR_report.json").read_text())["input"].endswith(src.name)
