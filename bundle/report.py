@@ -30,9 +30,12 @@ def write_json_atomic(path: str | os.PathLike, content: Any) -> None:
     """Write JSON to ``path`` via a temporary file and rename, so a killed run leaves no partial file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(content, f, indent=2)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(content, f, indent=2)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def lesion_summary(mask: np.ndarray, uncertainty: np.ndarray, affine: np.ndarray) -> dict[str, Any]:

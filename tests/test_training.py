@@ -44,7 +44,7 @@ def test_training_writes_a_loadable_best_checkpoint_and_resumes(datalist, tmp_pa
     assert resume, f"no resume checkpoint in {list(out.iterdir())}"
     full = torch.load(resume[0], weights_only=True)
     assert {"model", "optimizer", "lr_scheduler", "trainer"} <= set(full)
-    assert full["trainer"]["epoch"] == 1
+    assert full["trainer"]["iteration"] == 2  # one epoch of two iterations
 
     proc = train(datalist, out, "--max_epochs", "2", "--resume_from", str(resume[0]))
     log = proc.stdout + proc.stderr

@@ -1,0 +1,52 @@
+"""Lesion statistics and the review rule on masks whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bundle.report import lesion_summary, review_decision, write_json_atomic
+
+
+def test_two_lesions_volumes_centroids_and_uncertainty():
+    mask = np.zeros((20, 20, 10), dtype=np.uint8)
+    mask[2:4, 2:4, 2:4] = 1  # 8 voxels, centroid (2.5, 2.5, 2.5)
+    mask[10:15, 10:12, 5:6] = 1  # 10 voxels, centroid (12, 10.5, 5)
+    uncertainty = np.zeros(mask.shape, dtype=np.float32)
+    uncertainty[10:15, 10:12, 5:6] = 0.3
+    affine = np.diag([2.0, 2.0, 4.0, 1.0])  # 16 mm^3 voxels
+    affine[:3, 3] = [-10, 5, 0]
+    s = lesion_summary(mask, uncertainty, affine)
+    assert s["lesion_count"] == 2
+    assert s["lesion_volume_ml"] == pytest.approx(18 * 16 / 1000)
+    big, small = s["lesions"]  # sorted by volume
+    assert big["volume_ml"] == pytest.approx(0.16) and small["volume_ml"] == pytest.approx(0.128)
+    assert big["centroid_mm"] == pytest.approx([12 * 2 - 10, 10.5 * 2 + 5, 20])
+    assert small["centroid_mm"] == pytest.approx([2.5 * 2 - 10, 2.5 * 2 + 5, 10])
+    assert big["mean_uncertainty"] == pytest.approx(0.3) and small["mean_uncertainty"] == 0
+    assert s["mean_uncertainty_in_lesions"] == pytest.approx(0.3 * 10 / 18, abs=1e-4)
+
+
+def test_diagonal_neighbours_are_one_lesion_and_empty_mask_is_zero():
+    mask = np.zeros((5, 5, 5))
+    mask[1, 1, 1] = mask[2, 2, 2] = 1
+    assert lesion_summary(mask, np.zeros_like(mask), np.eye(4))["lesion_count"] == 1
+    empty = lesion_summary(np.zeros((4, 4, 4)), np.zeros((4, 4, 4)), np.eye(4))
+    assert empty["lesion_count"] == 0 and empty["lesion_volume_ml"] == 0 and empty["mean_uncertainty_in_lesions"] == 0
+
+
+@pytest.mark.parametrize("lesion_u, uncertain_ml, flagged", [(0.1, 1.0, False), (0.3, 1.0, True), (0.1, 6.0, True)])
+def test_review_rule(lesion_u, uncertain_ml, flagged):
+    decision, rule = review_decision({"mean_uncertainty_in_lesions": lesion_u}, uncertain_ml, 0.25, 5.0)
+    assert decision is flagged
+    assert rule.startswith("mean_uncertainty_in_lesions > 0.25 or uncertain_volume_ml > 5.0")
+
+
+def test_json_is_written_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "r.json"
+    write_json_atomic(target, {"a": 1})
+    assert target.read_text().strip().startswith("{") and not list(tmp_path.glob(".*.tmp"))
+    with pytest.raises(TypeError):
+        write_json_atomic(target, {"a": object()})
+    assert '"a": 1' in target.read_text()  # the earlier complete file survives a failed write
+    assert not list(tmp_path.glob(".*.tmp"))
