@@ -34,25 +34,15 @@ def test_metadata_versions_are_the_installed_ones():
     assert fmt["outputs"]["pred"]["channel_def"] == {"0": "background", "1": "lesion"}
 
 
-@pytest.mark.parametrize("config", ["inference.yaml"])
-def test_infer_workflow_has_every_required_property(config):
+@pytest.mark.parametrize("config, workflow_type", [("inference.yaml", "infer"), ("train.yaml", "train")])
+def test_workflow_has_every_required_property(config, workflow_type):
+    if workflow_type == "train":  # instantiating the training datasets reads the shared data
+        require_shared(SHARED / "data" / "msd_brain_tumour_flair128")
     workflow = ConfigWorkflow(
         config_file=str(BUNDLE_ROOT / "configs" / config),
         meta_file=str(META),
         logging_file=str(BUNDLE_ROOT / "configs" / "logging.conf"),
-        workflow_type="infer",
-    )
-    workflow.initialize()
-    assert not workflow.check_properties()
-
-
-def test_train_workflow_has_every_required_property():
-    require_shared(SHARED / "data" / "msd_brain_tumour_flair128")
-    workflow = ConfigWorkflow(
-        config_file=str(BUNDLE_ROOT / "configs" / "train.yaml"),
-        meta_file=str(META),
-        logging_file=str(BUNDLE_ROOT / "configs" / "logging.conf"),
-        workflow_type="train",
+        workflow_type=workflow_type,
     )
     workflow.initialize()
     assert not workflow.check_properties()
