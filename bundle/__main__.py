@@ -1,7 +1,8 @@
 """Command line of the bundle: ``python -m bundle <command> [--flags]``.
 
 Commands:
-    export   trace models/model.pt to TorchScript models/model.ts (see bundle.export)
+    export     trace models/model.pt to TorchScript models/model.ts (see bundle.export)
+    evaluate   segment and score labelled cases: Dice, HD95, lesion F1, AVD, ECE, failure AUROC (see bundle.evaluate)
 
 Inference and training run through MONAI's own runner, e.g.
 ``python -m monai.bundle run --config_file configs/inference.yaml``.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import fire
 
+from bundle.evaluate import evaluate as evaluate_datalist
 from bundle.export import export_torchscript
 
 
@@ -19,8 +21,17 @@ def export(bundle_root: str = ".", ckpt: str = "models/model.pt", output: str = 
     return export_torchscript(bundle_root=bundle_root, ckpt=ckpt, output=output)
 
 
+def evaluate(
+    datalist: str, output_dir: str, samples: int = 8, steps: int = 10, bundle_root: str = ".", worst: int = 3
+) -> dict:
+    """Score the "testing" cases of an MSD-style ``datalist`` into ``output_dir``; prints the means."""
+    return evaluate_datalist(datalist, output_dir, samples=samples, steps=steps, bundle_root=bundle_root, worst=worst)[
+        "mean"
+    ]
+
+
 def main() -> None:
-    fire.Fire({"export": export})
+    fire.Fire({"export": export, "evaluate": evaluate})
 
 
 if __name__ == "__main__":

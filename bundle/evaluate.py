@@ -1,0 +1,159 @@
+"""Accuracy on labelled cases: ``python -m bundle evaluate --datalist FILE --output_dir DIR [--samples N] [--steps K]``.
+
+Runs the inference config on the datalist's "testing" cases (each {"image", "label"}, lesion = label > 0), then
+measures every case on the image's own grid (the label is resampled onto it by world coordinates, nearest
+neighbour, so the two may differ in orientation):
+
+* dice, hd95 (mm): ``monai.metrics.DiceMetric``, ``HausdorffDistanceMetric(percentile=95)``;
+* lesion_f1: lesion-wise detection F1, lesions = 26-connected components, any overlap counts as found;
+* avd_ml: |predicted - true lesion volume| in mL;
+* ece: ``monai.metrics.CalibrationErrorMetric`` (20 bins) of the lesion probability inside the head
+  (voxels above the image mean);
+* uncertainty_score: mean uncertainty over candidate voxels (probability > 0.1), and the report's review flag.
+
+``failure_auroc`` is the ROC AUC (``monai.metrics.compute_roc_auc``) of uncertainty_score for detecting failures
+(Dice < 0.5), null unless both failures and successes occur. Writes DIR/metrics.json, DIR/metrics.md and overlay
+PNGs of the worst cases (DIR/overlays/).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import torch
+from monai.bundle import ConfigParser
+from monai.data import load_decathlon_datalist
+from monai.metrics import CalibrationErrorMetric, DiceMetric, HausdorffDistanceMetric, compute_roc_auc
+from monai.transforms import LoadImage, ResampleToMatch
+from scipy import ndimage
+
+from bundle.overlay import save_overlay
+from bundle.report import LesionReportd, write_json_atomic
+
+FAILURE_DICE = 0.5
+METRICS = ("dice", "hd95", "lesion_f1", "avd_ml", "ece")
+
+
+def lesion_f1(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Lesion-wise detection F1: recall over true lesions hit, precision over predicted lesions that hit."""
+    structure = np.ones((3,) * pred.ndim)
+    pred_labels, n_pred = ndimage.label(pred, structure=structure)
+    true_labels, n_true = ndimage.label(truth, structure=structure)
+    if n_pred == 0 and n_true == 0:
+        return 1.0
+    if n_pred == 0 or n_true == 0:
+        return 0.0
+    found = len(np.unique(true_labels[pred & (true_labels > 0)]))
+    correct = len(np.unique(pred_labels[truth & (pred_labels > 0)]))
+    recall, precision = found / n_true, correct / n_pred
+    return 0.0 if recall + precision == 0 else 2 * recall * precision / (recall + precision)
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), 4)
+
+
+def label_on_image_grid(label, image):
+    """``label`` resampled (nearest neighbour, by world coordinates) onto ``image``'s grid when the grids differ."""
+    same = label.shape == image.shape and torch.allclose(label.affine.double(), image.affine.double(), atol=1e-3)
+    return label if same else ResampleToMatch(mode="nearest")(label, img_dst=image)
+
+
+def case_metrics(image, label, seg, prob, uncertainty) -> dict:
+    """Metrics of one case; all inputs are channel-first MetaTensors on the image grid."""
+    truth, pred = (label > 0).float()[None], (seg > 0).float()[None]
+    spacing = np.sqrt((image.affine[:3, :3].double().numpy() ** 2).sum(axis=0))
+    voxel_ml = abs(float(np.linalg.det(image.affine[:3, :3].double().numpy()))) / 1000
+    dice = DiceMetric(include_background=True, ignore_empty=False)(pred, truth).item()
+    hd95 = HausdorffDistanceMetric(include_background=True, percentile=95)(pred, truth, spacing=spacing.tolist()).item()
+    head = image[0] > image[0].mean()
+    ece = CalibrationErrorMetric(num_bins=20)(prob[0][head].reshape(1, 1, -1), truth[0, 0][head].reshape(1, 1, -1))
+    candidates = prob[0] > 0.1
+    return {
+        "dice": _finite(dice),
+        "hd95": _finite(hd95),
+        "lesion_f1": _finite(lesion_f1(pred[0, 0].numpy() > 0, truth[0, 0].numpy() > 0)),
+        "avd_ml": _finite(abs(float(pred.sum() - truth.sum())) * voxel_ml),
+        "ece": _finite(ece.item()),
+        "uncertainty_score": _finite(float(uncertainty[0][candidates].mean()) if candidates.any() else 0.0),
+        "true_volume_ml": _finite(float(truth.sum()) * voxel_ml),
+        "predicted_volume_ml": _finite(float(pred.sum()) * voxel_ml),
+    }
+
+
+def run_inference(bundle_root: str, cases: list[dict], output_dir: str, samples: int, steps: int) -> None:
+    """The bundle's inference config on ``cases``, also saving the lesion probability (``<case>_prob.nii.gz``)."""
+    parser = ConfigParser()
+    parser.read_config(os.path.join(bundle_root, "configs", "inference.yaml"))
+    parser.update({"bundle_root": bundle_root, "output_dir": output_dir, "num_samples": samples, "num_steps": steps})
+    parser["datalist_files"] = [{"image": c["image"]} for c in cases]
+    transforms = parser["postprocessing"]["transforms"]
+    save_seg = next(t for t in transforms if t["_target_"] == "SaveImaged" and t["keys"] == "pred_lesion")
+    save_prob = dict(save_seg, output_postfix="prob", output_dtype="$numpy.float32")
+    binarise = next(i for i, t in enumerate(transforms) if t["_target_"] == "AsDiscreted")
+    transforms.insert(binarise, save_prob)  # save the probability before it is thresholded
+    parser.get_parsed_content("initialize")
+    parser.get_parsed_content("evaluator").run()
+
+
+def summarise(cases: list[dict]) -> dict:
+    """Means over cases (ignoring nulls) and the failure AUROC."""
+    mean = {}
+    for key in METRICS:
+        values = [c[key] for c in cases if c[key] is not None]
+        mean[key] = round(float(np.mean(values)), 4) if values else None
+    failures = [c["dice"] is not None and c["dice"] < FAILURE_DICE for c in cases]
+    scores = [c["uncertainty_score"] or 0.0 for c in cases]
+    auroc = None
+    if 0 < sum(failures) < len(failures):
+        auroc = round(float(compute_roc_auc(torch.tensor(scores), torch.tensor(failures, dtype=torch.float))), 4)
+    mean["failure_auroc"] = auroc
+    return mean
+
+
+def markdown_table(result: dict) -> str:
+    """metrics.json as a Markdown table (cases, then the mean)."""
+    cols = ["dice", "hd95", "lesion_f1", "avd_ml", "ece", "uncertainty_score", "review_required"]
+    lines = ["| case | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for c in result["cases"]:
+        lines.append(f"| {c['id']} | " + " | ".join(str(c.get(k)) for k in cols) + " |")
+    mean = result["mean"]
+    lines.append("| **mean** | " + " | ".join(str(mean.get(k, "")) for k in cols[:5]) + " | | |")
+    lines.append(f"\nfailure AUROC (Dice < {FAILURE_DICE}): {mean['failure_auroc']}")
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(
+    datalist: str, output_dir: str, samples: int = 8, steps: int = 10, bundle_root: str = ".", worst: int = 3
+) -> dict:
+    """Segment and score every "testing" case of ``datalist``; returns the metrics.json content."""
+    cases = load_decathlon_datalist(datalist, is_segmentation=True, data_list_key="testing")
+    os.makedirs(output_dir, exist_ok=True)
+    run_inference(os.path.abspath(bundle_root), cases, output_dir, samples, steps)
+    loader = LoadImage(image_only=True, ensure_channel_first=True)
+    results = []
+    for case in cases:
+        case_id = LesionReportd.case_name(case["image"])
+        stem = os.path.join(output_dir, case_id)
+        image = loader(case["image"])
+        label = label_on_image_grid(loader(case["label"]), image)
+        seg, prob, unc = (loader(f"{stem}_{kind}.nii.gz") for kind in ("seg", "prob", "uncertainty"))
+        with open(f"{stem}_report.json") as f:
+            report = json.load(f)
+        metrics = case_metrics(image, label, seg, prob, unc)
+        results.append({"id": case_id, **metrics, "review_required": report["review_required"]})
+        case["_arrays"] = (image, label, seg, unc)
+    result = {"mean": summarise(results), "cases": results, "settings": {"samples": samples, "steps": steps}}
+    write_json_atomic(os.path.join(output_dir, "metrics.json"), result)
+    with open(os.path.join(output_dir, "metrics.md"), "w") as f:
+        f.write(markdown_table(result))
+    order = sorted(range(len(results)), key=lambda i: results[i]["dice"] if results[i]["dice"] is not None else -1)
+    os.makedirs(os.path.join(output_dir, "overlays"), exist_ok=True)
+    for i in order[:worst]:
+        image, label, seg, unc = cases[i]["_arrays"]
+        save_overlay(image[0].numpy(), label[0].numpy() > 0, seg[0].numpy() > 0, unc[0].numpy(),
+                     os.path.join(output_dir, "overlays", f"{results[i]['id']}.png"))
+    return result
