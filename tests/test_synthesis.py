@@ -1,0 +1,62 @@
+"""Lesion synthesis on a phantom whose answers are known: where lesions go, how bright, what the label says."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from bundle.synthesis import SynthesizeLesionsd
+
+
+@pytest.fixture
+def sources(tmp_path):
+    """A 40^3 1 mm 'MNI' brain (sphere) and one lesion mask: a 6^3 cube right of centre."""
+    grid = np.indices((40, 40, 40)) - 20
+    brain = (np.sqrt((grid**2).sum(0)) < 15).astype(np.uint8)
+    lesion = np.zeros((40, 40, 40), np.uint8)
+    lesion[24:30, 17:23, 17:23] = 1
+    affine = np.eye(4)
+    affine[:3, 3] = -20
+    nib.save(nib.Nifti1Image(brain, affine), tmp_path / "brain.nii.gz")
+    nib.save(nib.Nifti1Image(lesion, affine), tmp_path / "lesion.nii.gz")
+    return str(tmp_path / "brain.nii.gz"), str(tmp_path / "lesion.nii.gz")
+
+
+def phantom(existing_lesion: bool):
+    """Target: the same brain at 2 mm voxels (20^3, tissue = 1.0), optionally with a labelled lesion."""
+    grid = np.indices((20, 20, 20)) - 10
+    image = (np.sqrt((grid**2).sum(0)) < 7.5).astype(np.float32)
+    label = np.zeros_like(image)
+    if existing_lesion:
+        label[12:15, 8:12, 8:12] = 1
+    affine = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0]))
+    affine[:3, 3] = -20
+    return {"image": MetaTensor(image[None], affine=affine), "label": MetaTensor(label[None], affine=affine)}
+
+
+def test_inserts_the_lesion_where_the_brains_correspond(sources):
+    brain, lesion = sources
+    synth = SynthesizeLesionsd(["image", "label"], [lesion], brain, prob=1.0, ratio_range=(1.5, 1.5), noise_std=0.0)
+    out = synth(phantom(existing_lesion=False))
+    new = out["label"][0].numpy() > 0
+    assert 8 <= new.sum() <= 40  # a 6 mm cube at 2 mm voxels, blurred: about 27 voxels
+    centre = np.argwhere(new).mean(0)
+    np.testing.assert_allclose(centre, [13.5, 10, 10], atol=1.0)  # world x = 7 mm right of centre
+    inside = out["image"][0].numpy()[new]
+    assert inside.max() <= 1.5 + 1e-5 and inside.mean() > 1.25  # hyperintense, partial volume at the edge
+    assert isinstance(out["image"], MetaTensor) and torch.equal(out["image"].affine, phantom(False)["image"].affine)
+
+
+def test_no_lesion_near_an_existing_label_and_nothing_without_prob(sources):
+    brain, lesion = sources
+    data = phantom(existing_lesion=True)
+    synth = SynthesizeLesionsd(["image", "label"], [lesion], brain, prob=1.0, exclusion_margin=3)
+    out = synth(data)
+    torch.testing.assert_close(out["image"], data["image"])  # the only candidate site touches the labelled lesion
+    torch.testing.assert_close(out["label"], data["label"])
+    clean = phantom(existing_lesion=False)
+    untouched = SynthesizeLesionsd(["image", "label"], [lesion], brain, prob=0.0)(clean)
+    torch.testing.assert_close(untouched["image"], clean["image"])
