@@ -22,12 +22,24 @@ def export(bundle_root: str = ".", ckpt: str = "models/model.pt", output: str = 
 
 
 def evaluate(
-    datalist: str, output_dir: str, samples: int = 8, steps: int = 10, bundle_root: str = ".", worst: int = 3
+    datalist: str,
+    output_dir: str,
+    samples: int = 8,
+    steps: int = 10,
+    bundle_root: str = ".",
+    worst: int = 3,
+    config_file: str | list = "configs/inference.yaml",
+    ckpt: str = "",
 ) -> dict:
-    """Score the "testing" cases of an MSD-style ``datalist`` into ``output_dir``; prints the means."""
-    return evaluate_datalist(datalist, output_dir, samples=samples, steps=steps, bundle_root=bundle_root, worst=worst)[
-        "mean"
-    ]
+    """Score the "testing" cases of an MSD-style ``datalist`` into ``output_dir``; prints the means.
+
+    ``--config_file "['configs/inference.yaml','configs/baseline_inference.yaml']"`` scores the baseline;
+    ``--ckpt FILE`` replaces the config's weights (e.g. an ablation's model.pt).
+    """
+    return evaluate_datalist(
+        datalist, output_dir, samples=samples, steps=steps, bundle_root=bundle_root, worst=worst,
+        config_file=config_file, ckpt=ckpt,
+    )["mean"]
 
 
 def main() -> None:

@@ -84,11 +84,26 @@ def case_metrics(image, label, seg, prob, uncertainty) -> dict:
     }
 
 
-def run_inference(bundle_root: str, cases: list[dict], output_dir: str, samples: int, steps: int) -> None:
-    """The bundle's inference config on ``cases``, also saving the lesion probability (``<case>_prob.nii.gz``)."""
+def run_inference(
+    bundle_root: str,
+    cases: list[dict],
+    output_dir: str,
+    samples: int,
+    steps: int,
+    config_file: str | list[str] = "configs/inference.yaml",
+    ckpt: str = "",
+) -> None:
+    """An inference config on ``cases``, also saving the lesion probability (``<case>_prob.nii.gz``).
+
+    ``config_file`` is one path or a list merged in order (relative to ``bundle_root``); ``ckpt`` overrides
+    the config's ``ckpt_path``.
+    """
+    files = [config_file] if isinstance(config_file, str) else list(config_file)
     parser = ConfigParser()
-    parser.read_config(os.path.join(bundle_root, "configs", "inference.yaml"))
+    parser.read_config([f if os.path.isabs(f) else os.path.join(bundle_root, f) for f in files])
     parser.update({"bundle_root": bundle_root, "output_dir": output_dir, "num_samples": samples, "num_steps": steps})
+    if ckpt:
+        parser["ckpt_path"] = os.path.abspath(ckpt)
     parser["datalist_files"] = [{"image": c["image"]} for c in cases]
     transforms = parser["postprocessing"]["transforms"]
     save_seg = next(t for t in transforms if t["_target_"] == "SaveImaged" and t["keys"] == "pred_lesion")
@@ -127,12 +142,19 @@ def markdown_table(result: dict) -> str:
 
 
 def evaluate(
-    datalist: str, output_dir: str, samples: int = 8, steps: int = 10, bundle_root: str = ".", worst: int = 3
+    datalist: str,
+    output_dir: str,
+    samples: int = 8,
+    steps: int = 10,
+    bundle_root: str = ".",
+    worst: int = 3,
+    config_file: str | list[str] = "configs/inference.yaml",
+    ckpt: str = "",
 ) -> dict:
     """Segment and score every "testing" case of ``datalist``; returns the metrics.json content."""
     cases = load_decathlon_datalist(datalist, is_segmentation=True, data_list_key="testing")
     os.makedirs(output_dir, exist_ok=True)
-    run_inference(os.path.abspath(bundle_root), cases, output_dir, samples, steps)
+    run_inference(os.path.abspath(bundle_root), cases, output_dir, samples, steps, config_file, ckpt)
     loader = LoadImage(image_only=True, ensure_channel_first=True)
     results = []
     for case in cases:
@@ -146,7 +168,8 @@ def evaluate(
         metrics = case_metrics(image, label, seg, prob, unc)
         results.append({"id": case_id, **metrics, "review_required": report["review_required"]})
         case["_arrays"] = (image, label, seg, unc)
-    result = {"mean": summarise(results), "cases": results, "settings": {"samples": samples, "steps": steps}}
+    settings = {"samples": samples, "steps": steps, "config_file": config_file, "ckpt": ckpt or "config default"}
+    result = {"mean": summarise(results), "cases": results, "settings": settings}
     write_json_atomic(os.path.join(output_dir, "metrics.json"), result)
     with open(os.path.join(output_dir, "metrics.md"), "w") as f:
         f.write(markdown_table(result))

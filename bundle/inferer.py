@@ -17,11 +17,58 @@ from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type
 
 from bundle.scheduler import DDIMScheduler
-from bundle.slices import slice_stacks
+from bundle.slices import slice_stacks, tissue_slices
 
 
-class DiffusionEnsembleInferer(Inferer):
-    """Sample N lesion masks per volume with K DDIM steps and return their mean and spread.
+class TissueSliceInferer(Inferer):
+    """Runs a per-slice predictor over the axial tissue slices of each volume: (B, C, H, W, D) -> (B, 2, H, W, D).
+
+    Subclasses implement ``predict(stacks, network, generator)`` -> (S, 2, H, W) for a batch of slice stacks
+    (channel 0 lesion probability, channel 1 uncertainty). Slices without tissue get zeros and cost nothing. A
+    MetaTensor input gives a MetaTensor output with the same metadata, so ``Invertd`` can map it back.
+    """
+
+    def __init__(
+        self,
+        context_slices: int = 1,
+        slice_batch_size: int = 16,
+        tissue_threshold: float = 0.2,
+        min_tissue_fraction: float = 0.005,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.context_slices = context_slices
+        self.slice_batch_size = slice_batch_size
+        self.tissue_threshold = tissue_threshold
+        self.min_tissue_fraction = min_tissue_fraction
+        self.seed = seed
+
+    def prepare(self, device: torch.device) -> None:
+        """Called once per call before any slice is predicted."""
+
+    def predict(self, stacks: torch.Tensor, network: torch.nn.Module, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args, **kwargs) -> torch.Tensor:
+        if inputs.ndim != 5:
+            raise ValueError(f"expected a batch of 3D volumes (B, C, H, W, D), got shape {tuple(inputs.shape)}")
+        images = torch.as_tensor(inputs).float()
+        self.prepare(images.device)
+        b, _, h, w, d = images.shape
+        output = torch.zeros((b, 2, h, w, d), device=images.device)
+        for i in range(b):
+            generator = torch.Generator(device=images.device).manual_seed(self.seed)  # same noise per volume
+            slices = tissue_slices(images[i], self.tissue_threshold, self.min_tissue_fraction)
+            for start in range(0, len(slices), self.slice_batch_size):
+                chunk = slices[start : start + self.slice_batch_size]
+                stacks = slice_stacks(images[i], chunk, self.context_slices)
+                output[i, :, :, :, chunk] = self.predict(stacks, network, generator).permute(1, 2, 3, 0)
+        return convert_to_dst_type(output, dst=inputs, dtype=torch.float32)[0]
+
+
+class DiffusionEnsembleInferer(TissueSliceInferer):
+    """Sample N lesion masks per slice with K DDIM steps and return their mean and spread.
 
     Args:
         scheduler: the (stride-correct) DDIM scheduler the network was trained with.
@@ -47,27 +94,19 @@ class DiffusionEnsembleInferer(Inferer):
         tissue_threshold: float = 0.2,
         min_tissue_fraction: float = 0.005,
     ) -> None:
-        super().__init__()
+        super().__init__(context_slices, slice_batch_size, tissue_threshold, min_tissue_fraction, seed)
         if num_samples < 1 or num_inference_steps < 1:
             raise ValueError(f"num_samples ({num_samples}) and num_inference_steps ({num_inference_steps}) must be >= 1")
         self.scheduler = scheduler
         self.num_samples = num_samples
         self.num_inference_steps = num_inference_steps
         self.eta = eta
-        self.seed = seed
-        self.context_slices = context_slices
-        self.slice_batch_size = slice_batch_size
-        self.tissue_threshold = tissue_threshold
-        self.min_tissue_fraction = min_tissue_fraction
 
-    def tissue_slices(self, volume: torch.Tensor) -> torch.Tensor:
-        """Indices of axial slices of ``volume`` (C, H, W, D) that contain tissue."""
-        fraction = (volume[0] > self.tissue_threshold).float().mean(dim=(0, 1))
-        return torch.nonzero(fraction >= self.min_tissue_fraction).flatten()
+    def prepare(self, device: torch.device) -> None:
+        self.scheduler.set_timesteps(self.num_inference_steps, device=device)
 
-    @torch.no_grad()
-    def sample_slices(self, stacks: torch.Tensor, network: torch.nn.Module, generator: torch.Generator) -> torch.Tensor:
-        """DDIM-sample N masks for each slice stack (S, C', H, W); returns soft masks (S, N, H, W)."""
+    def predict(self, stacks: torch.Tensor, network: torch.nn.Module, generator: torch.Generator) -> torch.Tensor:
+        """DDIM-sample N soft masks per slice stack (S, C', H, W); returns (S, 2, H, W): mean and spread."""
         n, (s, _, h, w) = self.num_samples, stacks.shape
         x = torch.randn((s * n, 1, h, w), generator=generator, device=stacks.device, dtype=stacks.dtype)
         features = network.encode_image(stacks).repeat_interleave(n, dim=0)  # f^I once, reused for all steps
@@ -76,26 +115,16 @@ class DiffusionEnsembleInferer(Inferer):
             timesteps = torch.full((s * n,), int(t), device=stacks.device, dtype=torch.long)
             output = network.denoise(x, timesteps, features)
             x, x0 = self.scheduler.step(output, int(t), x, eta=self.eta, generator=generator)
-        return ((x0.float() + 1) / 2).clamp(0, 1).reshape(s, n, h, w)
+        soft = ((x0.float() + 1) / 2).clamp(0, 1).reshape(s, n, h, w)
+        return torch.stack([soft.mean(dim=1), soft.std(dim=1, unbiased=False)], dim=1)
 
-    @torch.no_grad()
-    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args, **kwargs) -> torch.Tensor:
-        """``inputs`` (B, C, H, W, D) -> (B, 2, H, W, D): channel 0 lesion probability, channel 1 uncertainty.
 
-        A MetaTensor input gives a MetaTensor output with the same metadata, so ``Invertd`` can map it back.
-        """
-        if inputs.ndim != 5:
-            raise ValueError(f"expected a batch of 3D volumes (B, C, H, W, D), got shape {tuple(inputs.shape)}")
-        images = torch.as_tensor(inputs).float()
-        self.scheduler.set_timesteps(self.num_inference_steps, device=images.device)
-        b, _, h, w, d = images.shape
-        output = torch.zeros((b, 2, h, w, d), device=images.device)
-        for i in range(b):
-            generator = torch.Generator(device=images.device).manual_seed(self.seed)
-            slices = self.tissue_slices(images[i])
-            for start in range(0, len(slices), self.slice_batch_size):
-                chunk = slices[start : start + self.slice_batch_size]
-                soft = self.sample_slices(slice_stacks(images[i], chunk, self.context_slices), network, generator)
-                output[i, 0, :, :, chunk] = soft.mean(dim=1).permute(1, 2, 0)
-                output[i, 1, :, :, chunk] = soft.std(dim=1, unbiased=False).permute(1, 2, 0)
-        return convert_to_dst_type(output, dst=inputs, dtype=torch.float32)[0]  # keeps MetaTensor geometry for Invertd
+class SliceStackInferer(TissueSliceInferer):
+    """Deterministic baseline on the same 2.5D slice stacks: probability ``sigmoid(network(stack))``, uncertainty 0.
+
+    Same output layout as ``DiffusionEnsembleInferer``, so the same postprocessing, report and evaluation apply.
+    """
+
+    def predict(self, stacks: torch.Tensor, network: torch.nn.Module, generator: torch.Generator) -> torch.Tensor:
+        prob = torch.sigmoid(network(stacks).float())
+        return torch.cat([prob, torch.zeros_like(prob)], dim=1)

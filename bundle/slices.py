@@ -28,6 +28,12 @@ def slice_stacks(volume: torch.Tensor, slices: torch.Tensor, context_slices: int
     return slabs.permute(3, 0, 4, 1, 2).reshape(s, c * k, h, w)
 
 
+def tissue_slices(volume: torch.Tensor, threshold: float = 0.2, min_fraction: float = 0.005) -> torch.Tensor:
+    """Indices of axial slices of ``volume`` (C, H, W, D) where at least ``min_fraction`` of channel 0 > ``threshold``."""
+    fraction = (volume[0] > threshold).float().mean(dim=(0, 1))
+    return torch.nonzero(fraction >= min_fraction).flatten()
+
+
 class SlabToSliced(MapTransform):
     """Training crop (C, H, W, 2r+1) -> 2D sample: image stack (C * (2r+1), H, W), label centre slice (1, H, W)."""
 

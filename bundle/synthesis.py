@@ -64,11 +64,12 @@ class SynthesizeLesionsd(RandomizableTransform, MapTransform):
         RandomizableTransform.__init__(self, prob)
         if len(self.keys) != 2:
             raise ValueError(f"keys must be (image, label), got {self.keys}")
-        if not lesion_masks:
-            raise ValueError("lesion_masks is empty")
-        self.masks = [self._load(path) for path in lesion_masks]
-        brain = nib.load(brain_mask)
-        self.source_box = _bounding_box_world(np.asarray(brain.dataobj) > 0, brain.affine)
+        if prob > 0 and not lesion_masks:
+            raise ValueError("lesion_masks is empty: give real lesion mask files, or prob=0 to switch synthesis off")
+        self.masks = [self._load(path) for path in lesion_masks] if prob > 0 else []
+        if prob > 0:
+            brain = nib.load(brain_mask)
+            self.source_box = _bounding_box_world(np.asarray(brain.dataobj) > 0, brain.affine)
         self.ratio_range, self.blur_sigma, self.noise_std = ratio_range, blur_sigma, noise_std
         self.exclusion_margin, self.tissue_threshold = exclusion_margin, tissue_threshold
 

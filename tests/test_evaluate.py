@@ -53,3 +53,26 @@ def test_evaluate_real_case_with_label_in_another_orientation(tmp_path):
     assert 0 <= case["ece"] <= 1 and isinstance(case["review_required"], bool)
     assert (out / "metrics.md").read_text().startswith("| case |")
     assert (out / "overlays" / "BRATS_472_flair.png").stat().st_size > 1000
+
+
+def test_baseline_trains_and_is_scored_by_the_same_command(tmp_path):
+    require_shared(GLIOMA)
+    case = lambda i: {"image": str(GLIOMA / f"BRATS_{i}_flair.nii.gz"), "label": str(GLIOMA / f"BRATS_{i}_label.nii.gz")}
+    datalist = tmp_path / "list.json"
+    datalist.write_text(json.dumps({"training": [case(460), case(461)], "validation": [case(472)], "testing": [case(472)]}))
+    run_bundle(
+        "monai.bundle", "run", "--config_file", "['configs/train.yaml','configs/baseline_train.yaml']",
+        "--datalist", str(datalist), "--output_dir", str(tmp_path / "run"), "--ckpt_dir", str(tmp_path / "run"),
+        "--max_epochs", "1", "--epoch_length", "2", "--patch_size", "32", "--num_workers", "0",
+        "--synthesis_prob", "0", "--val_interval", "1",
+    )
+    assert (tmp_path / "run" / "baseline.pt").exists()
+    run_bundle(
+        "bundle", "evaluate", "--datalist", str(datalist), "--output_dir", str(tmp_path / "eval"),
+        "--config_file", "['configs/inference.yaml','configs/baseline_inference.yaml']",
+        "--ckpt", str(tmp_path / "run" / "baseline.pt"),
+    )
+    result = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert result["settings"]["ckpt"].endswith("baseline.pt") and result["cases"][0]["id"] == "BRATS_472_flair"
+    unc = nib.load(tmp_path / "eval" / "BRATS_472_flair_uncertainty.nii.gz").get_fdata()
+    assert not unc.any()  # a deterministic model has no sample spread

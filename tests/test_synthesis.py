@@ -60,3 +60,18 @@ def test_no_lesion_near_an_existing_label_and_nothing_without_prob(sources):
     clean = phantom(existing_lesion=False)
     untouched = SynthesizeLesionsd(["image", "label"], [lesion], brain, prob=0.0)(clean)
     torch.testing.assert_close(untouched["image"], clean["image"])
+
+
+def test_thick_slice_simulation_blurs_only_the_chosen_axis():
+    from bundle.augment import RandThickSliced
+
+    image = torch.zeros(1, 16, 16, 32)
+    image[..., ::4] = 1.0  # thin bright slices every 4 mm (1 mm voxels)
+    data = {"image": MetaTensor(image, affine=torch.eye(4))}
+    aug = RandThickSliced("image", prob=1.0, thickness_range=(4.0, 4.0), axis_probs=(0, 0, 1))
+    out = aug(data)["image"]
+    assert isinstance(out, MetaTensor) and out.shape == image.shape
+    profile = out[0, 8, 8]
+    assert profile.max() < 0.6 and profile.min() > 0.1  # 4 mm slabs average the thin slices away
+    torch.testing.assert_close(out[0, :, :, 5], out[0, 3, 3, 5].expand(16, 16))  # in-plane untouched (uniform)
+    assert torch.equal(RandThickSliced("image", prob=0.0)(data)["image"], data["image"])
