@@ -150,9 +150,10 @@ def evaluate(
     worst: int = 3,
     config_file: str | list[str] = "configs/inference.yaml",
     ckpt: str = "",
+    key: str = "testing",
 ) -> dict:
-    """Segment and score every "testing" case of ``datalist``; returns the metrics.json content."""
-    cases = load_decathlon_datalist(datalist, is_segmentation=True, data_list_key="testing")
+    """Segment and score every case of the ``key`` list of ``datalist``; returns the metrics.json content."""
+    cases = load_decathlon_datalist(datalist, is_segmentation=True, data_list_key=key)
     os.makedirs(output_dir, exist_ok=True)
     run_inference(os.path.abspath(bundle_root), cases, output_dir, samples, steps, config_file, ckpt)
     loader = LoadImage(image_only=True, ensure_channel_first=True)
@@ -168,7 +169,8 @@ def evaluate(
         metrics = case_metrics(image, label, seg, prob, unc)
         results.append({"id": case_id, **metrics, "review_required": report["review_required"]})
         case["_arrays"] = (image, label, seg, unc)
-    settings = {"samples": samples, "steps": steps, "config_file": config_file, "ckpt": ckpt or "config default"}
+    settings = {"samples": samples, "steps": steps, "config_file": config_file, "ckpt": ckpt or "config default",
+                "datalist": os.path.abspath(datalist), "key": key}
     result = {"mean": summarise(results), "cases": results, "settings": settings}
     write_json_atomic(os.path.join(output_dir, "metrics.json"), result)
     with open(os.path.join(output_dir, "metrics.md"), "w") as f:

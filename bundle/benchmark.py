@@ -1,0 +1,198 @@
+"""Speed and memory benchmark: ``python -m bundle benchmark [--device cpu|cuda] [--input FILE] --output FILE.json``.
+
+Measures, on one FLAIR volume (default: the real 182x218x182 1 mm MS scan of ../shared), after one warm-up run,
+the median of ``repeats`` runs (wall time) and the peak memory of:
+
+a. ``default``: the whole default inference path (load, preprocessing, N samples x K DDIM steps, inversion,
+   saving the three outputs), via the bundle's inference config;
+b. ``ddpm1000``: the same weights sampled like the original seed notes, DDPM ancestral sampling over all
+   T = 1000 steps; timed on ``ddpm_slices`` tissue slices (N samples each) and scaled by the number of tissue
+   slices of the volume (the output says so);
+c. ``unet``: one forward pass of a deterministic MONAI U-Net of similar parameter count (the baseline
+   architecture, random weights) over every tissue slice stack of the same preprocessed volume.
+
+Each measurement runs in its own process so its peak RSS (``getrusage``) and CUDA peak are its own. The JSON holds
+the times, the ratios b/a and a/c, N, K, device name, torch version and thread count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+DEFAULT_INPUT = os.path.join("..", "shared", "data", "open_ms_data", "cross_sectional_mni", "patient26_FLAIR.nii.gz")
+MODES = ("default", "ddpm1000", "unet")
+
+
+def _parser(bundle_root: str, device: str):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(os.path.join(bundle_root, "configs", "inference.yaml"))
+    parser.update({"bundle_root": bundle_root, "device": f"$torch.device('{device}')"})
+    return parser
+
+
+def _preprocessed(parser, path: str, device: str) -> torch.Tensor:
+    image = parser.get_parsed_content("preprocessing")({"image": path})["image"]
+    return torch.as_tensor(image)[None].to(device)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _run_default(parser, path: str, device: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench_") as out:
+        parser.update({"datalist_files": [{"image": path}], "output_dir": out})
+        parser.get_parsed_content("initialize")
+        parser.get_parsed_content("evaluator").run()
+    return {}
+
+
+def _run_ddpm(parser, path: str, device: str, slices: int, steps: int) -> dict:
+    from monai.networks.schedulers import DDPMScheduler
+
+    from bundle.slices import slice_stacks, tissue_slices
+
+    network = parser.get_parsed_content("network")
+    network.load_state_dict(torch.load(parser.get_parsed_content("ckpt_path"), map_location=device, weights_only=True))
+    network.eval()
+    volume = _preprocessed(parser, path, device)[0]
+    tissue = tissue_slices(volume)
+    chunk = tissue[len(tissue) // 2 - slices // 2 :][:slices]
+    n = parser.get_parsed_content("num_samples")
+    scheduler = DDPMScheduler(
+        num_train_timesteps=parser["num_train_timesteps"], schedule=parser["beta_schedule"],
+        prediction_type=parser["prediction_type"], clip_sample=True,
+    )
+    scheduler.set_timesteps(steps, device=volume.device)
+    g = torch.Generator(device=volume.device).manual_seed(0)
+    with torch.inference_mode():
+        stacks = slice_stacks(volume, chunk, parser["context_slices"])
+        features = network.encode_image(stacks).repeat_interleave(n, dim=0)
+        x = torch.randn((len(chunk) * n, 1, *stacks.shape[-2:]), generator=g, device=volume.device)
+        for t in scheduler.timesteps:
+            timesteps = torch.full((x.shape[0],), int(t), device=volume.device, dtype=torch.long)
+            x, _ = scheduler.step(network.denoise(x, timesteps, features), int(t), x, generator=g)
+    return {"timed_slices": len(chunk), "tissue_slices": len(tissue), "scale": len(tissue) / len(chunk), "steps": steps}
+
+
+def _run_unet(parser, path: str, device: str) -> dict:
+    from monai.networks.nets import UNet
+
+    from bundle.inferer import SliceStackInferer
+
+    channels = parser["image_channels"] * (2 * parser["context_slices"] + 1)
+    unet = UNet(2, channels, 1, (16, 32, 64, 128, 256), (2, 2, 2, 2), num_res_units=1, norm="instance").to(device)
+    volume = _preprocessed(parser, path, device)
+    with torch.inference_mode():
+        SliceStackInferer(parser["context_slices"], slice_batch_size=64)(volume, unet.eval())
+    return {"parameters": sum(p.numel() for p in unet.parameters())}
+
+
+def worker(
+    mode: str, input: str, device: str, repeats: int, bundle_root: str, ddpm_slices: int, ddpm_steps: int = 1000
+) -> None:
+    """Warm up once, time ``repeats`` runs of ``mode``; print one JSON line (used by ``benchmark``)."""
+    torch.manual_seed(0)
+    runs = {
+        "default": lambda p: _run_default(p, input, device),
+        "ddpm1000": lambda p: _run_ddpm(p, input, device, ddpm_slices, ddpm_steps),
+        "unet": lambda p: _run_unet(p, input, device),
+    }
+    times, info = [], {}
+    for i in range(repeats + 1):
+        parser = _parser(bundle_root, device)
+        _sync(device)
+        start = time.perf_counter()
+        info = runs[mode](parser)
+        _sync(device)
+        if i > 0:  # run 0 is the warm-up
+            times.append(time.perf_counter() - start)
+    result = {"mode": mode, "times_s": times, **info}
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    if device.startswith("cuda"):
+        result["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    print("BENCHMARK " + json.dumps(result))
+
+
+def _measure(
+    mode: str, input: str, device: str, repeats: int, bundle_root: str, ddpm_slices: int, ddpm_steps: int
+) -> dict:
+    cmd = [sys.executable, "-m", "bundle", "benchmark-worker", mode, input, device, str(repeats), bundle_root,
+           str(ddpm_slices), str(ddpm_steps)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=bundle_root)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCHMARK ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"benchmark of {mode} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    result = json.loads(lines[-1][len("BENCHMARK "):])
+    times = result["times_s"]
+    result.update(median_s=statistics.median(times), min_s=min(times), max_s=max(times))
+    if mode == "ddpm1000":
+        result["timed_median_s"] = result["median_s"]
+        result["median_s"] = result["median_s"] * result["scale"]
+        result["note"] = (
+            f"DDPM ({result['steps']} steps) timed on {result['timed_slices']} of {result['tissue_slices']} tissue "
+            f"slices and scaled by {result['scale']:.2f} (time grows linearly with the number of slices)"
+        )
+    return result
+
+
+def benchmark(
+    output: str,
+    input: str = "",
+    device: str = "",
+    repeats: int = 3,
+    bundle_root: str = ".",
+    ddpm_slices: int = 2,
+    modes: tuple[str, ...] = MODES,
+    ddpm_steps: int = 1000,
+) -> dict:
+    """Measure the ``modes`` on ``input`` and write the results to ``output`` (JSON); returns them.
+
+    ``ddpm_steps`` below 1000 is only for smoke tests: the ``ddpm1000`` entry then is not the T = 1000 baseline.
+    """
+    bundle_root = os.path.abspath(bundle_root)
+    input = os.path.abspath(input or os.path.join(bundle_root, DEFAULT_INPUT))
+    if not os.path.isfile(input):
+        raise FileNotFoundError(f"{input}: benchmark input not found (pass --input FILE)")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(os.path.join(bundle_root, "configs", "inference.yaml"))
+    results = {mode: _measure(mode, input, device, repeats, bundle_root, ddpm_slices, ddpm_steps) for mode in modes}
+    report = {
+        "input": input,
+        "device": device,
+        "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor()
+        or platform.machine(),
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "num_samples": parser["num_samples"],
+        "num_steps": parser["num_steps"],
+        "repeats": repeats,
+        "results": results,
+    }
+    if "default" in results and "ddpm1000" in results:
+        report["ratio_ddpm1000_over_default"] = results["ddpm1000"]["median_s"] / results["default"]["median_s"]
+    if "default" in results and "unet" in results:
+        report["ratio_default_over_unet"] = results["default"]["median_s"] / results["unet"]["median_s"]
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w") as f:
+        json.dump(report, f, indent=2)
+    return report

@@ -1,0 +1,33 @@
+"""Smoke test of ``python -m bundle benchmark`` on a tiny real crop: it runs and writes every field.
+
+(Timings are measured by the benchmark itself and reported in docs/benchmarks.md, never asserted here.)
+"""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+
+from conftest import SAMPLE, run_bundle
+
+
+def test_benchmark_writes_times_ratios_and_environment(tmp_path):
+    image = nib.load(SAMPLE)
+    crop = np.asarray(image.dataobj)[40:88, 40:88, 56:64].astype(np.float32)
+    nib.save(nib.Nifti1Image(crop, image.affine), tmp_path / "tiny.nii.gz")
+    out = tmp_path / "bench.json"
+    run_bundle(
+        "bundle", "benchmark", "--input", str(tmp_path / "tiny.nii.gz"), "--output", str(out),
+        "--repeats", "1", "--ddpm_slices", "1", "--ddpm_steps", "5",
+    )
+    report = json.loads(out.read_text())
+    for key in ("device", "device_name", "torch_version", "threads", "num_samples", "num_steps",
+                "ratio_ddpm1000_over_default", "ratio_default_over_unet"):
+        assert key in report, key
+    for mode in ("default", "ddpm1000", "unet"):
+        result = report["results"][mode]
+        assert len(result["times_s"]) == 1 and result["median_s"] > 0 and result["peak_rss_mb"] > 50
+    assert "scaled by" in report["results"]["ddpm1000"]["note"]
+    assert report["results"]["unet"]["parameters"] > 500_000
