@@ -3,4 +3,17 @@
 The configs in ``configs/`` are the pipeline; these modules hold the parts MONAI does not provide.
 """
 
-from bundle import data, inferer, intensity, losses, network, prepare_batch, report, scheduler, slices  # noqa: F401
+from bundle import (  # noqa: F401
+    augment,
+    data,
+    inferer,
+    input_check,
+    intensity,
+    losses,
+    network,
+    prepare_batch,
+    report,
+    scheduler,
+    slices,
+    synthesis,
+)

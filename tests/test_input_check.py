@@ -1,0 +1,107 @@
+"""Bad inputs get one clear line naming the file; a batch goes on past them and exits 1 with failures.json."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from bundle.input_check import InputError, check_image, screen_datalist
+from conftest import BUNDLE_ROOT, SAMPLE
+
+
+def save(path, data, affine=None):
+    nib.save(nib.Nifti1Image(np.asarray(data, dtype=np.float32), np.eye(4) if affine is None else affine), path)
+    return str(path)
+
+
+def volume(shape=(8, 9, 10)):
+    return np.random.default_rng(0).random(shape)
+
+
+def write(path, content: bytes):
+    path.write_bytes(content)
+    return str(path)
+
+
+def singular_affine(path):
+    image = nib.Nifti1Image(volume().astype(np.float32), None)
+    image.header.set_sform(np.diag([1.0, 1.0, 0.0, 1.0]), code=1)  # set_sform keeps it as given
+    nib.save(image, path)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "make, problem",
+    [
+        (lambda d: str(d / "missing.nii.gz"), "file not found"),
+        (lambda d: write(d / "empty.nii.gz", b""), "empty file"),
+        (lambda d: write(d / "text.nii", b"not an image at all" * 30), "not a readable NIfTI"),
+        (lambda d: save(d / "flat.nii.gz", np.random.rand(8, 9)), "is not a 3D volume"),
+        (lambda d: save(d / "4d.nii.gz", np.random.rand(8, 9, 10, 3)), "has 3 channels/volumes, the model takes 1"),
+        (lambda d: save(d / "nan.nii.gz", np.where(volume() > 0.9, np.nan, volume())), "NaN/Inf voxels"),
+        (lambda d: save(d / "const.nii.gz", np.full((8, 9, 10), 7.0)), "constant image (every voxel is 7)"),
+        (lambda d: singular_affine(d / "sing.nii.gz"), "degenerate affine"),
+    ],
+)
+def test_bad_image_gives_one_line_naming_the_file(tmp_path, make, problem):
+    path = make(tmp_path)
+    with pytest.raises(InputError) as err:
+        check_image(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and problem in message and "\n" not in message
+
+
+def test_truncated_gzip_is_reported_as_corrupt(tmp_path):
+    good = save(tmp_path / "good.nii.gz", volume((40, 40, 40)))
+    data = open(good, "rb").read()
+    (tmp_path / "cut.nii.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="cut.nii.gz: .*(truncated or corrupt|not a readable)"):
+        check_image(str(tmp_path / "cut.nii.gz"))
+
+
+def test_oversized_image_is_refused_before_reading(tmp_path):
+    header = nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), np.eye(4))
+    header.header.set_data_shape((4000, 4000, 4000))
+    path = tmp_path / "huge.nii"
+    with open(path, "wb") as f:  # header only: reading the data would fail, so the refusal must come first
+        f.write(header.header.binaryblock + b"\0" * 4)
+    with pytest.raises(InputError, match="exceeds the limit"):
+        check_image(str(path))
+
+
+def test_singleton_fourth_dimension_is_accepted(tmp_path):
+    assert check_image(save(tmp_path / "x.nii.gz", volume((8, 9, 10, 1)))) == (8, 9, 10)
+
+
+def test_screen_keeps_good_cases_and_lists_the_rest(tmp_path):
+    good = save(tmp_path / "ok.nii.gz", volume())
+    cases = [{"image": good}, {"image": str(tmp_path / "nope.nii")}, {"label": "x"}]
+    kept, failures = screen_datalist(cases)
+    assert kept == [{"image": good}]
+    assert [f["path"] for f in failures] == [str(tmp_path / "nope.nii"), "None"]
+
+
+def test_batch_goes_on_past_bad_cases_and_exits_1(tmp_path):
+    data = tmp_path / "in"
+    data.mkdir()
+    os.symlink(SAMPLE, data / "good.nii.gz")
+    (data / "broken.nii.gz").write_bytes(gzip.compress(b"garbage"))
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.yaml",
+         "--dataset_dir", str(data), "--output_dir", str(out), "--num_samples", "1", "--num_steps", "1"],
+        cwd=BUNDLE_ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(BUNDLE_ROOT)),
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "1 of 2 cases failed" in proc.stderr
+    failures = json.loads((out / "failures.json").read_text())
+    assert [f["path"] for f in failures] == [str(data / "broken.nii.gz")]
+    assert (out / "good_seg.nii.gz").exists() and (out / "good_report.json").exists()
+    assert not list(out.glob("broken*"))
