@@ -39,3 +39,20 @@ def training_datalist(datalist: str, key: str, base_dir: str | None = None) -> l
     if not os.path.isfile(datalist):
         raise FileNotFoundError(f"{datalist}: datalist file not found (pass --datalist FILE)")
     return load_decathlon_datalist(datalist, is_segmentation=True, data_list_key=key, base_dir=base_dir)
+
+
+def pending_cases(cases: list[dict], output_dir: str, skip_existing: bool) -> list[dict]:
+    """``cases`` without those whose report is already in ``output_dir`` (when ``skip_existing``)."""
+    if not skip_existing:
+        return cases
+    done = lambda c: os.path.exists(os.path.join(output_dir, f"{case_name(c.get('image', ''))}_report.json"))
+    return [c for c in cases if not done(c)]
+
+
+def case_name(path: str) -> str:
+    """Output name of an input file: its name without ``.nii.gz`` / ``.nii``."""
+    name = os.path.basename(str(path))
+    for suffix in (".nii.gz", ".nii"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name

@@ -31,7 +31,8 @@ from monai.transforms import LoadImage, ResampleToMatch
 from scipy import ndimage
 
 from bundle.overlay import save_overlay
-from bundle.report import LesionReportd, write_json_atomic
+from bundle.data import case_name
+from bundle.report import write_json_atomic
 
 FAILURE_DICE = 0.5
 METRICS = ("dice", "hd95", "lesion_f1", "avd_ml", "ece")
@@ -159,7 +160,7 @@ def evaluate(
     loader = LoadImage(image_only=True, ensure_channel_first=True)
     results = []
     for case in cases:
-        case_id = LesionReportd.case_name(case["image"])
+        case_id = case_name(case["image"])
         stem = os.path.join(output_dir, case_id)
         image = loader(case["image"])
         label = label_on_image_grid(loader(case["label"]), image)

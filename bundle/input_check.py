@@ -79,9 +79,11 @@ def screen_datalist(cases: list[dict], channels: int = 1, max_voxels: int = MAX_
     return good, failures
 
 
-def finish_batch(output_dir: str, failures: list[dict], processed: int) -> None:
-    """Write ``failures.json`` (always, possibly empty) and exit with status 1 if any case failed."""
+def finish_batch(output_dir: str, failures: list[dict], processed: int, staging_dir: str = "") -> None:
+    """Write ``failures.json`` (always, possibly empty), drop an empty staging folder, exit 1 if any case failed."""
     os.makedirs(output_dir, exist_ok=True)
+    if staging_dir and os.path.isdir(staging_dir) and not os.listdir(staging_dir):
+        os.rmdir(staging_dir)
     write_json_atomic(os.path.join(output_dir, "failures.json"), failures)
     if failures:
         lines = "\n".join(f"  {f['error']}" for f in failures)

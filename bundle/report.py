@@ -19,6 +19,8 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform
 from scipy import ndimage
 
+from bundle.data import case_name
+
 
 def bundle_version(bundle_root: str) -> str:
     """Version recorded in ``configs/metadata.json``."""
@@ -116,14 +118,6 @@ class LesionReportd(MapTransform):
         self.uncertain_voxel_threshold = uncertain_voxel_threshold
         self.max_uncertain_volume_ml = max_uncertain_volume_ml
 
-    @staticmethod
-    def case_name(path: str) -> str:
-        name = os.path.basename(str(path))
-        for suffix in (".nii.gz", ".nii", ".dcm"):
-            if name.endswith(suffix):
-                return name[: -len(suffix)]
-        return name
-
     def __call__(self, data):
         d = dict(data)
         mask = torch.as_tensor(d[self.mask_key]).detach().cpu().numpy()[0]
@@ -148,5 +142,30 @@ class LesionReportd(MapTransform):
             "review_rule": rule,
         }
         os.makedirs(self.output_dir, exist_ok=True)
-        write_json_atomic(os.path.join(self.output_dir, f"{self.case_name(source)}_report.json"), report)
+        write_json_atomic(os.path.join(self.output_dir, f"{case_name(source)}_report.json"), report)
         return d
+
+
+OUTPUT_SUFFIXES = ("_seg.nii.gz", "_uncertainty.nii.gz", "_prob.nii.gz", "_report.json")  # report last
+
+
+class PublishCased(MapTransform):
+    """Move one finished case's outputs from ``staging_dir`` into ``output_dir`` (report last).
+
+    Outputs are written into the staging folder first and renamed (atomic on one file system) only when the whole
+    case is done, so a killed run leaves no partial file in ``output_dir``, and a case whose report is there is
+    complete (``--skip_existing`` relies on this).
+    """
+
+    def __init__(self, staging_dir: str, output_dir: str, image_key: str = "image") -> None:
+        super().__init__(keys=[image_key])
+        self.staging_dir, self.output_dir, self.image_key = staging_dir, output_dir, image_key
+
+    def __call__(self, data):
+        case = case_name(data[self.image_key].meta.get("filename_or_obj", ""))
+        os.makedirs(self.output_dir, exist_ok=True)
+        for suffix in OUTPUT_SUFFIXES:
+            staged = os.path.join(self.staging_dir, case + suffix)
+            if os.path.exists(staged):
+                os.replace(staged, os.path.join(self.output_dir, case + suffix))
+        return data

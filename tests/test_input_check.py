@@ -105,3 +105,35 @@ def test_batch_goes_on_past_bad_cases_and_exits_1(tmp_path):
     assert [f["path"] for f in failures] == [str(data / "broken.nii.gz")]
     assert (out / "good_seg.nii.gz").exists() and (out / "good_report.json").exists()
     assert not list(out.glob("broken*"))
+
+
+def test_outputs_appear_only_complete_and_skip_existing_reruns_nothing(tmp_path):
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.yaml",
+            "--output_dir", str(out), "--num_samples", "1", "--num_steps", "1"]
+    env = dict(os.environ, PYTHONPATH=str(BUNDLE_ROOT))
+    first = subprocess.run(args, cwd=BUNDLE_ROOT, capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["BRATS_474_flair_report.json", "BRATS_474_flair_seg.nii.gz",
+                     "BRATS_474_flair_uncertainty.nii.gz", "failures.json"]  # staging folder removed
+    stamp = (out / "BRATS_474_flair_seg.nii.gz").stat().st_mtime_ns
+    again = subprocess.run(args + ["--skip_existing", "true"], cwd=BUNDLE_ROOT, capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (out / "BRATS_474_flair_seg.nii.gz").stat().st_mtime_ns == stamp
+
+
+def test_publish_moves_a_finished_case_with_the_report_last(tmp_path):
+    from monai.data import MetaTensor
+
+    from bundle.report import PublishCased
+
+    staging, final = tmp_path / "staging", tmp_path / "final"
+    staging.mkdir()
+    for suffix in ("_seg.nii.gz", "_uncertainty.nii.gz", "_report.json"):
+        (staging / f"case{suffix}").write_text("x")
+    (staging / "case_b_seg.nii.gz").write_text("another case")  # a case whose name extends this one
+    image = MetaTensor(np.zeros((1, 2, 2, 2)), meta={"filename_or_obj": "/data/case.nii.gz"})
+    PublishCased(str(staging), str(final))({"image": image})
+    assert sorted(p.name for p in final.iterdir()) == ["case_report.json", "case_seg.nii.gz", "case_uncertainty.nii.gz"]
+    assert [p.name for p in staging.iterdir()] == ["case_b_seg.nii.gz"]
