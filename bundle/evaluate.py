@@ -63,6 +63,15 @@ def label_on_image_grid(label, image):
     return label if same else ResampleToMatch(mode="nearest")(label, img_dst=image)
 
 
+def load_case(case: dict, output_dir: str) -> tuple:
+    """(image, label on the image grid, seg, probability, uncertainty) of a scored case, channel-first."""
+    loader = LoadImage(image_only=True, ensure_channel_first=True)
+    image = loader(case["image"])
+    stem = os.path.join(output_dir, case_name(case["image"]))
+    outputs = (loader(f"{stem}_{kind}.nii.gz") for kind in ("seg", "prob", "uncertainty"))
+    return (image, label_on_image_grid(loader(case["label"]), image), *outputs)
+
+
 def case_metrics(image, label, seg, prob, uncertainty) -> dict:
     """Metrics of one case; all inputs are channel-first MetaTensors on the image grid."""
     truth, pred = (label > 0).float()[None], (seg > 0).float()[None]
@@ -157,19 +166,13 @@ def evaluate(
     cases = load_decathlon_datalist(datalist, is_segmentation=True, data_list_key=key)
     os.makedirs(output_dir, exist_ok=True)
     run_inference(os.path.abspath(bundle_root), cases, output_dir, samples, steps, config_file, ckpt)
-    loader = LoadImage(image_only=True, ensure_channel_first=True)
     results = []
     for case in cases:
-        case_id = case_name(case["image"])
-        stem = os.path.join(output_dir, case_id)
-        image = loader(case["image"])
-        label = label_on_image_grid(loader(case["label"]), image)
-        seg, prob, unc = (loader(f"{stem}_{kind}.nii.gz") for kind in ("seg", "prob", "uncertainty"))
-        with open(f"{stem}_report.json") as f:
+        image, label, seg, prob, unc = load_case(case, output_dir)
+        with open(os.path.join(output_dir, f"{case_name(case['image'])}_report.json")) as f:
             report = json.load(f)
         metrics = case_metrics(image, label, seg, prob, unc)
-        results.append({"id": case_id, **metrics, "review_required": report["review_required"]})
-        case["_arrays"] = (image, label, seg, unc)
+        results.append({"id": case_name(case["image"]), **metrics, "review_required": report["review_required"]})
     settings = {"samples": samples, "steps": steps, "config_file": config_file, "ckpt": ckpt or "config default",
                 "datalist": os.path.abspath(datalist), "key": key}
     result = {"mean": summarise(results), "cases": results, "settings": settings}
@@ -179,7 +182,7 @@ def evaluate(
     order = sorted(range(len(results)), key=lambda i: results[i]["dice"] if results[i]["dice"] is not None else -1)
     os.makedirs(os.path.join(output_dir, "overlays"), exist_ok=True)
     for i in order[:worst]:
-        image, label, seg, unc = cases[i]["_arrays"]
+        image, label, seg, _, unc = load_case(cases[i], output_dir)
         save_overlay(image[0].numpy(), label[0].numpy() > 0, seg[0].numpy() > 0, unc[0].numpy(),
                      os.path.join(output_dir, "overlays", f"{results[i]['id']}.png"))
     return result

@@ -64,7 +64,6 @@ class DiscrepancyDiffusionSegNet(nn.Module):
         self.image_channels = image_channels
         self.context_slices = context_slices
         self.feature_channels = feature_channels
-        self._size_divisor = 2 ** (max(len(encoder_channels), len(denoiser_channels)) - 1)
         self.image_encoder = _encoder(image_channels * (2 * context_slices + 1), feature_channels, encoder_channels)
         self.mask_encoder = _encoder(1, feature_channels, encoder_channels)
         self.denoiser = DiffusionModelUNet(
@@ -77,11 +76,6 @@ class DiscrepancyDiffusionSegNet(nn.Module):
             norm_num_groups=norm_num_groups,
             num_head_channels=denoiser_channels[-1] // 4,
         )
-
-    @property
-    def size_divisor(self) -> int:
-        """Height and width of the input must be multiples of this."""
-        return self._size_divisor
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """F_I = f^I(x); ``image`` is (B, image_channels * (2r + 1), H, W)."""
