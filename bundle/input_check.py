@@ -79,6 +79,29 @@ def screen_datalist(cases: list[dict], channels: int = 1, max_voxels: int = MAX_
     return good, failures
 
 
+def check_output_dir(output_dir: str) -> str:
+    """Create ``output_dir`` if needed and make sure files can be written there; raise ``InputError`` if not."""
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        probe = os.path.join(output_dir, f".write_test_{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("")
+        os.remove(probe)
+    except OSError as exc:
+        raise InputError(f"{output_dir}: output folder is not writable ({exc.strerror or exc})") from None
+    return output_dir
+
+
+def exit_on_input_error(func, *args, debug: bool = False):
+    """``func(*args)``; an ``InputError``/``FileNotFoundError`` ends the run with its one line (traceback if ``debug``)."""
+    try:
+        return func(*args)
+    except (InputError, FileNotFoundError) as exc:
+        if debug:
+            raise
+        raise SystemExit(f"error: {exc}") from None
+
+
 def finish_batch(output_dir: str, failures: list[dict], processed: int, staging_dir: str = "") -> None:
     """Write ``failures.json`` (always, possibly empty), drop an empty staging folder, exit 1 if any case failed."""
     os.makedirs(output_dir, exist_ok=True)

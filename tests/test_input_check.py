@@ -137,3 +137,21 @@ def test_publish_moves_a_finished_case_with_the_report_last(tmp_path):
     PublishCased(str(staging), str(final))({"image": image})
     assert sorted(p.name for p in final.iterdir()) == ["case_report.json", "case_seg.nii.gz", "case_uncertainty.nii.gz"]
     assert [p.name for p in staging.iterdir()] == ["case_b_seg.nii.gz"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset_dir", "/no/such/dir"], "error: /no/such/dir: dataset_dir is not a folder"),
+        (["--datalist", "/no/list.json"], "error: /no/list.json: datalist file not found"),
+        (["--output_dir", "/proc/forbidden"], "error: /proc/forbidden: output folder is not writable"),
+    ],
+)
+def test_fatal_input_errors_are_one_line_without_traceback(args, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.yaml", *args],
+        cwd=BUNDLE_ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(BUNDLE_ROOT)),
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith(message)
+    assert "Traceback" not in proc.stderr
