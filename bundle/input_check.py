@@ -19,6 +19,11 @@ from bundle.report import write_json_atomic
 MAX_VOXELS = 1024**3 // 2  # 0.5 G voxels: 2 GiB as float32 before any resampling
 
 
+def reason(exc: BaseException) -> str:
+    """``Type: first line of the message`` of an exception from a library."""
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+
+
 class InputError(ValueError):
     """A problem with one input file; ``str()`` is one line naming the file and the problem."""
 
@@ -34,7 +39,7 @@ def check_image(path: str, channels: int = 1, max_voxels: int = MAX_VOXELS) -> t
     try:
         image = nib.load(path)
     except Exception as exc:  # nibabel raises many types for files that are not images
-        raise InputError(f"{path}: not a readable NIfTI image ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: not a readable NIfTI image ({reason(exc)})") from None
     shape = tuple(int(s) for s in image.shape)
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
@@ -52,7 +57,7 @@ def check_image(path: str, channels: int = 1, max_voxels: int = MAX_VOXELS) -> t
     try:
         data = np.asarray(image.dataobj, dtype=np.float32)
     except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
-        raise InputError(f"{path}: truncated or corrupt image data ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: truncated or corrupt image data ({reason(exc)})") from None
     bad = int(data.size - np.count_nonzero(np.isfinite(data)))
     if bad:
         raise InputError(f"{path}: {bad} NaN/Inf voxels")

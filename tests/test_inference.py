@@ -85,3 +85,15 @@ def test_native_space_scan_with_skull_keeps_exact_geometry(tmp_path):
     assert nib.aff2axcodes(seg.affine) == ("L", "P", "S")
     assert (out / "patient01_study1_FLAIR_uncertainty.nii.gz").exists()
     assert json.loads((out / "patient01_study1_FLAIR_report.json").read_text())["input"].endswith(src.name)
+
+
+def test_same_seed_in_another_process_gives_bit_identical_outputs(sample_run, tmp_path):
+    out = tmp_path / "again"
+    run_bundle(
+        "monai.bundle", "run", "--config_file", "configs/inference.yaml", "--output_dir", str(out),
+        "--num_samples", "4", "--num_steps", "4",
+    )
+    for kind in ("seg", "uncertainty"):
+        a = np.asarray(nib.load(sample_run / f"BRATS_474_flair_{kind}.nii.gz").dataobj)
+        b = np.asarray(nib.load(out / f"BRATS_474_flair_{kind}.nii.gz").dataobj)
+        assert np.array_equal(a, b), kind

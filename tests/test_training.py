@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
+import os
+import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -13,8 +15,9 @@ from bundle.export import load_network
 from conftest import BUNDLE_ROOT, GLIOMA, require_shared, run_bundle
 
 SMALL_RUN = [
-    "--patch_size", "32", "--patches_per_volume", "2", "--volumes_per_batch", "2", "--epoch_length", "2",
+    "--patch_size", "32", "--patches_per_volume", "2", "--volumes_per_batch", "2",
     "--val_interval", "1", "--val_num_samples", "1", "--val_num_steps", "1", "--num_workers", "0",
+    "--synthesis_prob", "0.5",
 ]
 
 
@@ -34,22 +37,48 @@ def train(datalist, out, *extra, config="configs/train.yaml", launcher=("monai.b
     )
 
 
-def test_training_writes_a_loadable_best_checkpoint_and_resumes(datalist, tmp_path):
+def test_training_killed_mid_run_resumes_from_its_last_checkpoint(datalist, tmp_path):
+    """A real run is killed (SIGKILL) after its first epoch checkpoint and resumed; it loses at most one epoch."""
     out = tmp_path / "run"
-    train(datalist, out, "--max_epochs", "1")
-    state = torch.load(out / "model.pt", weights_only=True)  # plain state dict
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/train.yaml", "--datalist",
+           str(datalist), "--output_dir", str(out), "--ckpt_dir", str(out), *SMALL_RUN, "--max_epochs", "3",
+           "--epoch_length", "6"]
+    proc = subprocess.Popen(cmd, cwd=BUNDLE_ROOT, env=dict(os.environ, PYTHONPATH=str(BUNDLE_ROOT)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / "resume_checkpoint_epoch=1.pt"
+    deadline = time.time() + 600
+    while not first.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # let it get into epoch 2
+    proc.kill()
+    proc.wait()
+    assert first.exists(), "the run died before its first checkpoint"
+    assert not (out / "resume_checkpoint_epoch=3.pt").exists(), "the run finished before it was killed"
+
+    state = torch.load(out / "model.pt", weights_only=True)  # best weights: a plain state dict
     network, _ = load_network(str(BUNDLE_ROOT))
     network.load_state_dict(state)  # strict: every key of the configured network
-    resume = sorted(out.glob("resume_checkpoint_epoch=1.pt"))
-    assert resume, f"no resume checkpoint in {list(out.iterdir())}"
-    full = torch.load(resume[0], weights_only=True)
-    assert {"model", "optimizer", "lr_scheduler", "trainer"} <= set(full)
-    assert full["trainer"]["iteration"] == 2  # one epoch of two iterations
+    last = max(out.glob("resume_checkpoint_epoch=*.pt"), key=lambda p: p.stat().st_mtime)
+    full = torch.load(last, weights_only=True)
+    assert {"model", "optimizer", "lr_scheduler", "trainer", "rng"} <= set(full)
+    done_epochs = full["trainer"]["iteration"] // 6
 
-    proc = train(datalist, out, "--max_epochs", "2", "--resume_from", str(resume[0]))
-    log = proc.stdout + proc.stderr
-    assert "Epoch: 2/2" in log and "Epoch: 1/2" not in log, "resume must continue at epoch 2"
-    assert (out / "resume_checkpoint_epoch=2.pt").exists()
+    resumed = train(datalist, out, "--max_epochs", "3", "--epoch_length", "6", "--resume_from", str(last))
+    log = resumed.stdout + resumed.stderr
+    assert f"Epoch: {done_epochs + 1}/3" in log and f"Epoch: {done_epochs}/3" not in log
+    assert (out / "resume_checkpoint_epoch=3.pt").exists()
+
+
+def test_corrupt_resume_checkpoint_is_one_clear_line(datalist, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    proc = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/train.yaml", "--datalist",
+         str(datalist), "--output_dir", str(tmp_path), "--resume_from", str(bad), *SMALL_RUN, "--epoch_length", "2"],
+        cwd=BUNDLE_ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(BUNDLE_ROOT)),
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {bad}: not a readable checkpoint")
 
 
 def test_multi_gpu_config_runs_ddp_on_two_cpu_processes(datalist, tmp_path):
@@ -57,7 +86,7 @@ def test_multi_gpu_config_runs_ddp_on_two_cpu_processes(datalist, tmp_path):
     out = tmp_path / "ddp"
     config = "['configs/train.yaml','configs/multi_gpu_train.yaml']"
     train(
-        datalist, out, "--max_epochs", "1", config=config,
+        datalist, out, "--max_epochs", "1", "--epoch_length", "2", config=config,
         launcher=("torch.distributed.run", "--nproc_per_node=2", "--master_port=29531", "-m", "monai.bundle"),
     )
     assert (out / "model.pt").exists() and (out / "resume_checkpoint_epoch=1.pt").exists()
