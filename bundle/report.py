@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -67,22 +67,44 @@ def lesion_summary(mask: np.ndarray, uncertainty: np.ndarray, affine: np.ndarray
     }
 
 
+HEAD_EXTENT_MM = (100.0, 260.0)  # plausible left-right and anterior-posterior extent of a head or brain
+
+
+def tissue_extent_mm(image: torch.Tensor, threshold: float = 0.2) -> list[float]:
+    """Extent (mm) along each voxel axis of the voxels of channel 0 above ``threshold`` (``image`` has an affine)."""
+    tissue = np.argwhere(torch.as_tensor(image[0]).cpu().numpy() > threshold)
+    if len(tissue) == 0:
+        return [0.0, 0.0, 0.0]
+    spacing = np.linalg.norm(np.asarray(torch.as_tensor(image.affine).cpu(), dtype=np.float64)[:3, :3], axis=0)
+    return [round(float(v), 1) for v in (tissue.max(0) - tissue.min(0) + 1) * spacing]
+
+
 def review_decision(
     summary: dict[str, Any],
     uncertain_volume_ml: float,
+    extent_mm: Sequence[float],
     max_lesion_uncertainty: float,
     max_uncertain_volume_ml: float,
 ) -> tuple[bool, str]:
-    """(review_required, the rule with this case's values) for a lesion summary."""
+    """(review_required, the rule with this case's values) for a lesion summary.
+
+    ``extent_mm`` is the tissue extent on the RAS working grid; a left-right or anterior-posterior extent outside
+    ``HEAD_EXTENT_MM`` means the input may not be a head MRI (low confidence in everything else).
+    """
+    lo, hi = HEAD_EXTENT_MM
+    not_head = any(not lo <= e <= hi for e in extent_mm[:2])
+    flagged = (
+        summary["mean_uncertainty_in_lesions"] > max_lesion_uncertainty
+        or uncertain_volume_ml > max_uncertain_volume_ml
+        or not_head
+    )
     rule = (
-        f"mean_uncertainty_in_lesions > {max_lesion_uncertainty} "
-        f"or uncertain_volume_ml > {max_uncertain_volume_ml}"
+        f"mean_uncertainty_in_lesions > {max_lesion_uncertainty} or uncertain_volume_ml > {max_uncertain_volume_ml} "
+        f"or tissue extent left-right/anterior-posterior outside [{lo:g}, {hi:g}] mm (not a head MRI?) "
+        f"(this case: {summary['mean_uncertainty_in_lesions']:.4f}, {uncertain_volume_ml:.2f} mL, "
+        f"{extent_mm[0]:g} x {extent_mm[1]:g} mm)"
     )
-    flagged = summary["mean_uncertainty_in_lesions"] > max_lesion_uncertainty or uncertain_volume_ml > max_uncertain_volume_ml
-    values = (
-        f" (this case: {summary['mean_uncertainty_in_lesions']:.4f}, {uncertain_volume_ml:.2f} mL)"
-    )
-    return bool(flagged), rule + values
+    return bool(flagged), rule
 
 
 class LesionReportd(MapTransform):
@@ -126,7 +148,10 @@ class LesionReportd(MapTransform):
         source = d[self.image_key].meta.get("filename_or_obj", "") if hasattr(d[self.image_key], "meta") else ""
         summary = lesion_summary(mask, uncertainty, affine)
         uncertain_ml = float((uncertainty > self.uncertain_voxel_threshold).sum()) * summary["voxel_volume_ml"]
-        flagged, rule = review_decision(summary, uncertain_ml, self.max_lesion_uncertainty, self.max_uncertain_volume_ml)
+        extent = tissue_extent_mm(d[self.image_key])
+        flagged, rule = review_decision(
+            summary, uncertain_ml, extent, self.max_lesion_uncertainty, self.max_uncertain_volume_ml
+        )
         report = {
             "input": str(source),
             "model_version": self.model_version,
@@ -137,6 +162,7 @@ class LesionReportd(MapTransform):
             "lesion_volume_ml": summary["lesion_volume_ml"],
             "mean_uncertainty_in_lesions": summary["mean_uncertainty_in_lesions"],
             "uncertain_volume_ml": round(uncertain_ml, 4),
+            "tissue_extent_mm": extent,
             "lesions": summary["lesions"],
             "review_required": flagged,
             "review_rule": rule,

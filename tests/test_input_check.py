@@ -155,3 +155,22 @@ def test_fatal_input_errors_are_one_line_without_traceback(args, message):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith(message)
     assert "Traceback" not in proc.stderr
+
+
+def test_non_brain_image_is_processed_and_flagged_for_review(tmp_path):
+    """A small phantom (a 50 mm ball, not a head) runs through without error and its report asks for review."""
+    grid = np.indices((64, 64, 40)) - np.array([32, 32, 20])[:, None, None, None]
+    ball = (np.sqrt((grid**2).sum(0)) < 25).astype(np.float32) * 300 + np.random.default_rng(0).random((64, 64, 40))
+    data = tmp_path / "in"
+    data.mkdir()
+    save(data / "phantom.nii.gz", ball)
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.yaml", "--dataset_dir",
+         str(data), "--output_dir", str(out), "--num_samples", "1", "--num_steps", "1"],
+        cwd=BUNDLE_ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(BUNDLE_ROOT)),
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads((out / "phantom_report.json").read_text())
+    assert report["review_required"] is True and report["tissue_extent_mm"][0] < 100
+    assert nib.load(out / "phantom_seg.nii.gz").shape == (64, 64, 40)

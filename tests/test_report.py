@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bundle.report import lesion_summary, review_decision, write_json_atomic
+import torch
+
+from bundle.report import lesion_summary, review_decision, tissue_extent_mm, write_json_atomic
 
 
 def test_two_lesions_volumes_centroids_and_uncertainty():
@@ -35,11 +37,30 @@ def test_diagonal_neighbours_are_one_lesion_and_empty_mask_is_zero():
     assert empty["lesion_count"] == 0 and empty["lesion_volume_ml"] == 0 and empty["mean_uncertainty_in_lesions"] == 0
 
 
-@pytest.mark.parametrize("lesion_u, uncertain_ml, flagged", [(0.1, 1.0, False), (0.3, 1.0, True), (0.1, 6.0, True)])
-def test_review_rule(lesion_u, uncertain_ml, flagged):
-    decision, rule = review_decision({"mean_uncertainty_in_lesions": lesion_u}, uncertain_ml, 0.25, 5.0)
+@pytest.mark.parametrize(
+    "lesion_u, uncertain_ml, extent, flagged",
+    [
+        (0.1, 1.0, [140, 180, 120], False),
+        (0.3, 1.0, [140, 180, 120], True),
+        (0.1, 6.0, [140, 180, 120], True),
+        (0.1, 1.0, [40, 60, 120], True),  # a small phantom or a knee, not a head
+        (0.1, 1.0, [400, 380, 600], True),  # a whole body
+    ],
+)
+def test_review_rule(lesion_u, uncertain_ml, extent, flagged):
+    decision, rule = review_decision({"mean_uncertainty_in_lesions": lesion_u}, uncertain_ml, extent, 0.25, 5.0)
     assert decision is flagged
-    assert rule.startswith("mean_uncertainty_in_lesions > 0.25 or uncertain_volume_ml > 5.0")
+    assert rule.startswith("mean_uncertainty_in_lesions > 0.25 or uncertain_volume_ml > 5.0 or tissue extent")
+    assert f"{extent[0]:g} x {extent[1]:g} mm" in rule
+
+
+def test_tissue_extent_in_mm():
+    from monai.data import MetaTensor
+
+    image = torch.zeros(1, 50, 40, 30)
+    image[0, 10:30, 5:25, 3:8] = 1.0
+    affine = torch.diag(torch.tensor([1.5, 2.0, 3.0, 1.0]))
+    assert tissue_extent_mm(MetaTensor(image, affine=affine)) == [30.0, 40.0, 15.0]
 
 
 def test_json_is_written_whole_or_not_at_all(tmp_path):
