@@ -162,7 +162,11 @@ def evaluate(
     ckpt: str = "",
     key: str = "testing",
 ) -> dict:
-    """Segment and score every case of the ``key`` list of ``datalist``; returns the metrics.json content."""
+    """Segment and score every case of the ``key`` list of ``datalist``; returns the metrics.json content.
+
+    ``--config_file "['configs/inference.yaml','configs/baseline_inference.yaml']"`` scores the baseline,
+    ``--ckpt FILE`` other weights (e.g. an ablation's), ``--key validation`` another list of the datalist.
+    """
     cases = load_decathlon_datalist(datalist, is_segmentation=True, data_list_key=key)
     os.makedirs(output_dir, exist_ok=True)
     run_inference(os.path.abspath(bundle_root), cases, output_dir, samples, steps, config_file, ckpt)
