@@ -122,6 +122,9 @@ def run_inference(
     transforms.insert(binarise, save_prob)  # save the probability before it is thresholded
     parser.get_parsed_content("initialize")
     parser.get_parsed_content("evaluator").run()
+    staging = parser.get_parsed_content("staging_dir")
+    if os.path.isdir(staging) and not os.listdir(staging):
+        os.rmdir(staging)
 
 
 def summarise(cases: list[dict]) -> dict:

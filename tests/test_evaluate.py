@@ -52,6 +52,7 @@ def test_evaluate_real_case_with_label_in_another_orientation(tmp_path):
     assert case["true_volume_ml"] == pytest.approx(truth.sum() * np.prod(label.header.get_zooms()) / 1000, rel=1e-3)
     assert 0 <= case["ece"] <= 1 and isinstance(case["review_required"], bool)
     assert (out / "metrics.md").read_text().startswith("| case |")
+    assert not (out / ".partial").exists()  # staging folder cleaned up
     assert (out / "overlays" / "BRATS_472_flair.png").stat().st_size > 1000
 
 
