@@ -15,7 +15,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from monai.config import KeysCollection
 from monai.transforms import MapTransform
 from scipy import ndimage
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
 import pytest
 
 from bundle.input_check import InputError, check_image, screen_datalist
-from conftest import BUNDLE_ROOT, SAMPLE
+from conftest import SAMPLE, run_bundle
 
 
 def save(path, data, affine=None):
@@ -94,10 +92,9 @@ def test_batch_goes_on_past_bad_cases_and_exits_1(tmp_path):
     os.symlink(SAMPLE, data / "good.nii.gz")
     (data / "broken.nii.gz").write_bytes(gzip.compress(b"garbage"))
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.yaml",
-         "--dataset_dir", str(data), "--output_dir", str(out), "--num_samples", "1", "--num_steps", "1"],
-        cwd=BUNDLE_ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(BUNDLE_ROOT)),
+    proc = run_bundle(
+        "monai.bundle", "run", "--config_file", "configs/inference.yaml", "--dataset_dir", str(data),
+        "--output_dir", str(out), "--num_samples", "1", "--num_steps", "1", check=False,
     )
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "1 of 2 cases failed" in proc.stderr
@@ -109,17 +106,14 @@ def test_batch_goes_on_past_bad_cases_and_exits_1(tmp_path):
 
 def test_outputs_appear_only_complete_and_skip_existing_reruns_nothing(tmp_path):
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.yaml",
-            "--output_dir", str(out), "--num_samples", "1", "--num_steps", "1"]
-    env = dict(os.environ, PYTHONPATH=str(BUNDLE_ROOT))
-    first = subprocess.run(args, cwd=BUNDLE_ROOT, capture_output=True, text=True, env=env)
-    assert first.returncode == 0, first.stderr[-2000:]
+    args = ["monai.bundle", "run", "--config_file", "configs/inference.yaml", "--output_dir", str(out),
+            "--num_samples", "1", "--num_steps", "1"]
+    run_bundle(*args)
     names = sorted(p.name for p in out.iterdir())
     assert names == ["BRATS_474_flair_report.json", "BRATS_474_flair_seg.nii.gz",
                      "BRATS_474_flair_uncertainty.nii.gz", "failures.json"]  # staging folder removed
     stamp = (out / "BRATS_474_flair_seg.nii.gz").stat().st_mtime_ns
-    again = subprocess.run(args + ["--skip_existing", "true"], cwd=BUNDLE_ROOT, capture_output=True, text=True, env=env)
-    assert again.returncode == 0, again.stderr[-2000:]
+    run_bundle(*args, "--skip_existing", "true")
     assert (out / "BRATS_474_flair_seg.nii.gz").stat().st_mtime_ns == stamp
 
 
@@ -148,10 +142,7 @@ def test_publish_moves_a_finished_case_with_the_report_last(tmp_path):
     ],
 )
 def test_fatal_input_errors_are_one_line_without_traceback(args, message):
-    proc = subprocess.run(
-        [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.yaml", *args],
-        cwd=BUNDLE_ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(BUNDLE_ROOT)),
-    )
+    proc = run_bundle("monai.bundle", "run", "--config_file", "configs/inference.yaml", *args, check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith(message)
     assert "Traceback" not in proc.stderr
@@ -165,12 +156,10 @@ def test_non_brain_image_is_processed_and_flagged_for_review(tmp_path):
     data.mkdir()
     save(data / "phantom.nii.gz", ball)
     out = tmp_path / "out"
-    run = subprocess.run(
-        [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.yaml", "--dataset_dir",
-         str(data), "--output_dir", str(out), "--num_samples", "1", "--num_steps", "1"],
-        cwd=BUNDLE_ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(BUNDLE_ROOT)),
+    run_bundle(
+        "monai.bundle", "run", "--config_file", "configs/inference.yaml", "--dataset_dir", str(data),
+        "--output_dir", str(out), "--num_samples", "1", "--num_steps", "1",
     )
-    assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads((out / "phantom_report.json").read_text())
     assert report["review_required"] is True and report["tissue_extent_mm"][0] < 100
     assert nib.load(out / "phantom_seg.nii.gz").shape == (64, 64, 40)

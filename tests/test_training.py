@@ -72,10 +72,9 @@ def test_training_killed_mid_run_resumes_from_its_last_checkpoint(datalist, tmp_
 def test_corrupt_resume_checkpoint_is_one_clear_line(datalist, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    proc = subprocess.run(
-        [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/train.yaml", "--datalist",
-         str(datalist), "--output_dir", str(tmp_path), "--resume_from", str(bad), *SMALL_RUN, "--epoch_length", "2"],
-        cwd=BUNDLE_ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(BUNDLE_ROOT)),
+    proc = run_bundle(
+        "monai.bundle", "run", "--config_file", "configs/train.yaml", "--datalist", str(datalist),
+        "--output_dir", str(tmp_path), "--resume_from", str(bad), *SMALL_RUN, "--epoch_length", "2", check=False,
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {bad}: not a readable checkpoint")
