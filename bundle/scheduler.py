@@ -26,13 +26,17 @@ from monai.networks.schedulers.ddim import DDIMPredictionType
 class DDIMScheduler(MonaiDDIMScheduler):
     """MONAI ``DDIMScheduler`` with a schedule-consistent ``step`` (same constructor arguments)."""
 
+    def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
+        """MONAI's schedule, plus the map from each timestep to the next one (read once, not at every step)."""
+        super().set_timesteps(num_inference_steps, device)
+        schedule = [int(t) for t in self.timesteps.tolist()]
+        self._previous = dict(zip(schedule, schedule[1:] + [-1]))
+
     def previous_timestep(self, timestep: int) -> int:
         """The scheduled timestep after ``timestep`` in the reverse chain, or -1 after the last one."""
-        schedule = self.timesteps.tolist()
-        if timestep not in schedule:
-            raise ValueError(f"timestep {timestep} is not in the inference schedule {schedule}")
-        index = schedule.index(timestep)
-        return int(schedule[index + 1]) if index + 1 < len(schedule) else -1
+        if timestep not in self._previous:
+            raise ValueError(f"timestep {timestep} is not in the inference schedule {list(self._previous)}")
+        return self._previous[timestep]
 
     def alpha_bar(self, timestep: int) -> torch.Tensor:
         """Cumulative alpha product at ``timestep`` (``final_alpha_cumprod`` for -1)."""
