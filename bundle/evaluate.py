@@ -30,8 +30,9 @@ from monai.metrics import CalibrationErrorMetric, DiceMetric, HausdorffDistanceM
 from monai.transforms import LoadImage, ResampleToMatch
 from scipy import ndimage
 
-from bundle.overlay import save_overlay
 from bundle.data import case_name
+from bundle.input_check import InputError, check_output_dir, exit_on_input_error, finish_batch, reason, screen_datalist
+from bundle.overlay import save_overlay
 from bundle.report import write_json_atomic
 
 FAILURE_DICE = 0.5
@@ -94,23 +95,21 @@ def case_metrics(image, label, seg, prob, uncertainty) -> dict:
     }
 
 
-def run_inference(
-    bundle_root: str,
-    cases: list[dict],
-    output_dir: str,
-    samples: int,
-    steps: int,
-    config_file: str | list[str] = "configs/inference.yaml",
-    ckpt: str = "",
-) -> None:
-    """An inference config on ``cases``, also saving the lesion probability (``<case>_prob.nii.gz``).
-
-    ``config_file`` is one path or a list merged in order (relative to ``bundle_root``); ``ckpt`` overrides
-    the config's ``ckpt_path``.
-    """
+def read_config(bundle_root: str, config_file: str | list[str]) -> ConfigParser:
+    """The inference config: one path or a list merged in order (relative paths relative to ``bundle_root``)."""
     files = [config_file] if isinstance(config_file, str) else list(config_file)
     parser = ConfigParser()
     parser.read_config([f if os.path.isabs(f) else os.path.join(bundle_root, f) for f in files])
+    return parser
+
+
+def run_inference(
+    parser: ConfigParser, bundle_root: str, cases: list[dict], output_dir: str, samples: int, steps: int, ckpt: str = ""
+) -> None:
+    """The inference config ``parser`` on ``cases``, also saving the lesion probability (``<case>_prob.nii.gz``).
+
+    ``ckpt`` overrides the config's ``ckpt_path``.
+    """
     parser.update({"bundle_root": bundle_root, "output_dir": output_dir, "num_samples": samples, "num_steps": steps})
     if ckpt:
         parser["ckpt_path"] = os.path.abspath(ckpt)
@@ -170,9 +169,15 @@ def evaluate(
     ``--config_file "['configs/inference.yaml','configs/baseline_inference.yaml']"`` scores the baseline,
     ``--ckpt FILE`` other weights (e.g. an ablation's), ``--key validation`` another list of the datalist.
     """
-    cases = load_decathlon_datalist(datalist, is_segmentation=True, data_list_key=key)
-    os.makedirs(output_dir, exist_ok=True)
-    run_inference(os.path.abspath(bundle_root), cases, output_dir, samples, steps, config_file, ckpt)
+    bundle_root = os.path.abspath(bundle_root)
+    parser = read_config(bundle_root, config_file)
+    cases = exit_on_input_error(labelled_datalist, datalist, key)
+    exit_on_input_error(check_output_dir, output_dir)
+    cases, failures = screen_datalist(cases, parser["image_channels"], labelled=True)
+    for failure in failures:
+        print(f"skipped: {failure['error']}")
+    if cases:
+        run_inference(parser, bundle_root, cases, output_dir, samples, steps, ckpt)
     results = []
     for case in cases:
         image, label, seg, prob, unc = load_case(case, output_dir)
@@ -192,4 +197,15 @@ def evaluate(
         image, label, seg, _, unc = load_case(cases[i], output_dir)
         save_overlay(image[0].numpy(), label[0].numpy() > 0, seg[0].numpy() > 0, unc[0].numpy(),
                      os.path.join(output_dir, "overlays", f"{results[i]['id']}.png"))
+    finish_batch(output_dir, failures, len(cases))  # failures.json; exits 1 if a case was skipped
     return result
+
+
+def labelled_datalist(datalist: str, key: str) -> list[dict]:
+    """The ``key`` list of an MSD-style datalist; a missing file or list is an ``InputError``."""
+    if not os.path.isfile(datalist):
+        raise InputError(f"{datalist}: datalist file not found")
+    try:
+        return load_decathlon_datalist(datalist, is_segmentation=True, data_list_key=key)
+    except (ValueError, KeyError, json.JSONDecodeError) as exc:
+        raise InputError(f"{datalist}: not a datalist with a {key!r} list ({reason(exc)})") from None

@@ -14,6 +14,7 @@ import zlib
 import nibabel as nib
 import numpy as np
 
+from bundle.dicom_series import DicomSeriesError, check_dicom_series, is_dicom_folder
 from bundle.report import write_json_atomic
 
 MAX_VOXELS = 1024**3 // 2  # 0.5 G voxels: 2 GiB as float32 before any resampling
@@ -28,12 +29,22 @@ class InputError(ValueError):
     """A problem with one input file; ``str()`` is one line naming the file and the problem."""
 
 
-def check_image(path: str, channels: int = 1, max_voxels: int = MAX_VOXELS) -> tuple[int, ...]:
-    """Raise ``InputError`` if ``path`` is not a usable ``channels``-channel 3D image; returns its spatial shape."""
+def check_image(
+    path: str, channels: int = 1, max_voxels: int = MAX_VOXELS, allow_constant: bool = False
+) -> tuple[int, ...]:
+    """Raise ``InputError`` if ``path`` is not a usable ``channels``-channel 3D image; returns its spatial shape.
+
+    ``path`` is a NIfTI file or a DICOM series folder; ``allow_constant`` accepts constant images (empty masks).
+    """
     if not os.path.exists(path):
         raise InputError(f"{path}: file not found")
     if os.path.isdir(path):
-        raise InputError(f"{path}: is a folder, expected a NIfTI file")
+        if not is_dicom_folder(path):
+            raise InputError(f"{path}: folder without DICOM files, expected a NIfTI file or a DICOM series folder")
+        try:
+            return check_dicom_series(path, channels, max_voxels)
+        except DicomSeriesError as exc:
+            raise InputError(str(exc)) from None
     if os.path.getsize(path) == 0:
         raise InputError(f"{path}: empty file")
     try:
@@ -61,26 +72,89 @@ def check_image(path: str, channels: int = 1, max_voxels: int = MAX_VOXELS) -> t
     bad = int(data.size - np.count_nonzero(np.isfinite(data)))
     if bad:
         raise InputError(f"{path}: {bad} NaN/Inf voxels")
-    if data.size and float(data.max()) == float(data.min()):
+    if not allow_constant and data.size and float(data.max()) == float(data.min()):
         raise InputError(f"{path}: constant image (every voxel is {float(data.min()):g})")
     if not np.isfinite(np.linalg.det(image.affine[:3, :3])) or abs(np.linalg.det(image.affine[:3, :3])) < 1e-9:
         raise InputError(f"{path}: degenerate affine (voxel-to-world matrix has no inverse)")
     return shape[:3]
 
 
-def screen_datalist(cases: list[dict], channels: int = 1, max_voxels: int = MAX_VOXELS) -> tuple[list, list]:
-    """(cases that pass ``check_image``, failures as ``{"path", "error"}``)."""
+def world_box(path: str) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], float]:
+    """(lower corner, upper corner, shape, largest voxel size) of what ``path`` covers in RAS world mm.
+
+    The corners are the outer voxel edges: ``affine @ (i, j, k, 1)`` for ``i in {-0.5, n_i - 0.5}`` etc.
+    """
+    if os.path.isdir(path):  # DICOM series: MONAI's reader gives the RAS affine
+        from monai.transforms import LoadImage
+
+        image = LoadImage(image_only=True, ensure_channel_first=True)(path)
+        affine, shape = image.affine.double().numpy(), tuple(int(s) for s in image.shape[1:4])
+    else:
+        image = nib.load(path)
+        affine, shape = image.affine, tuple(int(s) for s in image.shape[:3])
+    edges = np.array(np.meshgrid(*[(-0.5, n - 0.5) for n in shape], indexing="ij")).reshape(3, -1)
+    corners = affine[:3, :3] @ edges + affine[:3, 3:]
+    voxel = float(np.sqrt((affine[:3, :3] ** 2).sum(axis=0)).max())
+    return corners.min(axis=1), corners.max(axis=1), shape, voxel
+
+
+def check_same_world(image: str, other: str, what: str = "label") -> None:
+    """Raise ``InputError`` unless ``other`` covers the world space of ``image`` to within one (largest) voxel.
+
+    Orientation and spacing may differ: the bounding boxes of the two grids in world mm are compared.
+    """
+    lo_a, hi_a, shape_a, voxel_a = world_box(image)
+    lo_b, hi_b, shape_b, voxel_b = world_box(other)
+    gap = float(max(np.abs(lo_a - lo_b).max(), np.abs(hi_a - hi_b).max()))
+    if gap > max(voxel_a, voxel_b):
+        raise InputError(
+            f"{other}: {what} of shape {shape_b} does not cover the same world space as the image {image} "
+            f"(shape {shape_a}): the bounding boxes differ by {gap:.1f} mm"
+        )
+
+
+def image_paths(case: dict) -> list[str]:
+    """The image path(s) of a datalist entry: one FLAIR path, or a list of modality paths in channel order."""
+    image = case.get("image") if isinstance(case, dict) else None
+    paths = [image] if isinstance(image, str) else image
+    if not isinstance(paths, (list, tuple)) or not paths or not all(isinstance(p, str) for p in paths):
+        raise InputError(f"datalist entry {case!r} has no 'image' path (or list of paths)")
+    return list(paths)
+
+
+def check_case(case: dict, channels: int = 1, max_voxels: int = MAX_VOXELS, labelled: bool = False) -> None:
+    """Raise ``InputError`` for a datalist entry that cannot be processed (or scored, when ``labelled``)."""
+    paths = image_paths(case)
+    if len(paths) == 1:
+        check_image(paths[0], channels, max_voxels)
+    elif len(paths) != channels:
+        raise InputError(f"{paths[0]}: {len(paths)} images listed for one case, the model takes {channels} channels")
+    else:
+        for path in paths:
+            check_image(path, 1, max_voxels)
+        for path in paths[1:]:
+            check_same_world(paths[0], path, what="channel image")
+    if labelled:
+        label = case.get("label")
+        if not isinstance(label, str):
+            raise InputError(f"{paths[0]}: datalist entry has no 'label' path")
+        check_image(label, 1, max_voxels, allow_constant=True)
+        check_same_world(paths[0], label)
+
+
+def screen_datalist(
+    cases: list[dict], channels: int = 1, max_voxels: int = MAX_VOXELS, labelled: bool = False
+) -> tuple[list, list]:
+    """(cases that pass ``check_case``, failures as ``{"path", "error"}``)."""
     good, failures = [], []
     for case in cases:
-        path = case.get("image") if isinstance(case, dict) else None
-        if not isinstance(path, str):
-            failures.append({"path": str(path), "error": f"datalist entry {case!r} has no 'image' path"})
-            continue
         try:
-            check_image(path, channels, max_voxels)
+            check_case(case, channels, max_voxels, labelled)
             good.append(case)
         except InputError as exc:
-            failures.append({"path": path, "error": str(exc)})
+            image = case.get("image") if isinstance(case, dict) else None
+            path = image[0] if isinstance(image, (list, tuple)) and image else image
+            failures.append({"path": str(path), "error": str(exc)})
     return good, failures
 
 

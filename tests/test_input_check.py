@@ -163,3 +163,69 @@ def test_non_brain_image_is_processed_and_flagged_for_review(tmp_path):
     report = json.loads((out / "phantom_report.json").read_text())
     assert report["review_required"] is True and report["tissue_extent_mm"][0] < 100
     assert nib.load(out / "phantom_seg.nii.gz").shape == (64, 64, 40)
+
+
+def test_labelled_case_needs_a_label_on_the_same_world_space(tmp_path):
+    image = save(tmp_path / "img.nii.gz", volume((20, 22, 24)))
+    flipped = np.diag([-1.0, 1.0, 1.0, 1.0])
+    flipped[0, 3] = 19.0  # the same voxels stored in the other x direction: same world space
+    same_world = save(tmp_path / "lab_flipped.nii.gz", (volume((20, 22, 24)) > 0.5)[::-1], flipped)
+    empty = save(tmp_path / "lab_empty.nii.gz", np.zeros((20, 22, 24)))  # a lesion-free case is valid
+    cropped = save(tmp_path / "lab_cropped.nii.gz", np.zeros((20, 22, 12)))
+    moved = np.eye(4)
+    moved[:3, 3] = (0, 0, 30.0)
+    shifted = save(tmp_path / "lab_shifted.nii.gz", np.zeros((20, 22, 24)), moved)
+    cases = [
+        {"image": image, "label": same_world},
+        {"image": image, "label": empty},
+        {"image": image, "label": cropped},
+        {"image": image, "label": shifted},
+        {"image": image},
+        {"label": empty},
+    ]
+    kept, failures = screen_datalist(cases, labelled=True)
+    assert kept == cases[:2]
+    errors = [f["error"] for f in failures]
+    assert errors[0].startswith(f"{cropped}: label of shape (20, 22, 12) does not cover the same world space")
+    assert errors[1].startswith(f"{shifted}: label of shape (20, 22, 24) does not cover the same world space")
+    assert "differ by 30.0 mm" in errors[1]
+    assert errors[2] == f"{image}: datalist entry has no 'label' path"
+    assert "has no 'image' path" in errors[3]
+    assert all("\n" not in e for e in errors)
+
+
+def test_modality_lists_must_match_the_model_channels(tmp_path):
+    a, b, c = (save(tmp_path / f"{m}.nii.gz", volume()) for m in ("flair", "t1", "t2"))
+    kept, failures = screen_datalist([{"image": [a, b]}, {"image": [a, b, c]}, {"image": a}], channels=2)
+    assert kept == [{"image": [a, b]}]
+    assert failures[0]["error"] == f"{a}: 3 images listed for one case, the model takes 2 channels"
+    assert failures[1]["error"].startswith(f"{a}: image of shape (8, 9, 10) has 1 channels/volumes, the model takes 2")
+
+
+def test_evaluate_skips_bad_cases_with_one_line_each_and_exits_1(tmp_path):
+    image = save(tmp_path / "img.nii.gz", volume((20, 22, 24)))
+    label = save(tmp_path / "lab.nii.gz", np.zeros((20, 22, 12)))
+    datalist = tmp_path / "list.json"
+    datalist.write_text(json.dumps({"testing": [{"image": image, "label": label}, {"image": image}]}))
+    out = tmp_path / "eval"
+    proc = run_bundle("bundle", "evaluate", "--datalist", str(datalist), "--output_dir", str(out), check=False)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    failures = json.loads((out / "failures.json").read_text())
+    assert [f["path"] for f in failures] == [image, image]
+    assert "does not cover the same world space" in failures[0]["error"]
+    assert "no 'label' path" in failures[1]["error"]
+    assert json.loads((out / "metrics.json").read_text())["cases"] == []
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(None, "datalist file not found"), ('{"training": []}', "not a datalist with a 'testing' list")],
+)
+def test_evaluate_refuses_a_bad_datalist_in_one_line(tmp_path, content, message):
+    datalist = tmp_path / "list.json"
+    if content is not None:
+        datalist.write_text(content)
+    proc = run_bundle("bundle", "evaluate", "--datalist", str(datalist), "--output_dir", str(tmp_path), check=False)
+    assert proc.returncode == 1 and f"error: {datalist}: {message}" in proc.stderr
+    assert "Traceback" not in proc.stderr
