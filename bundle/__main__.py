@@ -4,6 +4,7 @@ Commands:
     export     trace models/model.pt to TorchScript models/model.ts (see bundle.export)
     evaluate   segment and score labelled cases: Dice, HD95, lesion F1, AVD, ECE, failure AUROC (see bundle.evaluate)
     benchmark  time and memory of the default inference vs DDPM-1000 vs a deterministic U-Net (see bundle.benchmark)
+    review     one HTML page showing a batch of inference outputs, worst uncertainty first (see bundle.review)
 
 Inference and training run through MONAI's own runner, e.g.
 ``python -m monai.bundle run --config_file configs/inference.yaml``.
@@ -16,6 +17,7 @@ import fire
 from bundle.benchmark import benchmark, worker
 from bundle.evaluate import evaluate
 from bundle.export import export_torchscript
+from bundle.review import review
 
 
 def main() -> None:
@@ -24,6 +26,7 @@ def main() -> None:
             "export": export_torchscript,
             "evaluate": evaluate,
             "benchmark": benchmark,
+            "review": review,
             "benchmark-worker": worker,  # one measurement in its own process (used by benchmark)
         }
     )

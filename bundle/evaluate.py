@@ -13,7 +13,8 @@ neighbour, so the two may differ in orientation):
 
 ``failure_auroc`` is the ROC AUC (``monai.metrics.compute_roc_auc``) of uncertainty_score for detecting failures
 (Dice < 0.5), null unless both failures and successes occur. Writes DIR/metrics.json, DIR/metrics.md and overlay
-PNGs of the worst cases (DIR/overlays/).
+PNGs of the worst cases (DIR/overlays/: three planes, true contours green, predicted red, uncertainty), and
+``failures.json`` (cases skipped by the input checks; exit status 1 if any).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from scipy import ndimage
 
 from bundle.data import case_name
 from bundle.input_check import InputError, check_output_dir, exit_on_input_error, finish_batch, reason, screen_datalist
-from bundle.overlay import save_overlay
+from bundle.overlay import save_review_png
 from bundle.report import write_json_atomic
 
 FAILURE_DICE = 0.5
@@ -195,8 +196,9 @@ def evaluate(
     os.makedirs(os.path.join(output_dir, "overlays"), exist_ok=True)
     for i in order[:worst]:
         image, label, seg, _, unc = load_case(cases[i], output_dir)
-        save_overlay(image[0].numpy(), label[0].numpy() > 0, seg[0].numpy() > 0, unc[0].numpy(),
-                     os.path.join(output_dir, "overlays", f"{results[i]['id']}.png"))
+        save_review_png(image[0].numpy(), image.affine.double().numpy(), seg[0].numpy() > 0, unc[0].numpy(),
+                        os.path.join(output_dir, "overlays", f"{results[i]['id']}.png"),
+                        title=f"{results[i]['id']} Dice {results[i]['dice']}", truth=label[0].numpy() > 0)
     finish_batch(output_dir, failures, len(cases))  # failures.json; exits 1 if a case was skipped
     return result
 

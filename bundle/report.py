@@ -171,7 +171,7 @@ class LesionReportd(MapTransform):
         return d
 
 
-OUTPUT_SUFFIXES = ("_seg.nii.gz", "_uncertainty.nii.gz", "_prob.nii.gz", "_report.json")  # report last
+OUTPUT_SUFFIXES = ("_seg.nii.gz", "_uncertainty.nii.gz", "_prob.nii.gz", "_review.png", "_report.json")  # report last
 
 
 class PublishCased(MapTransform):
