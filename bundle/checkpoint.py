@@ -60,3 +60,17 @@ def check_checkpoint(path: str, network: torch.nn.Module, key: str | None = None
                  f"{len(shapes)} of other shape (e.g. {shapes[0]})" if shapes else ""]
         raise SystemExit(f"error: {path}: checkpoint does not match the network: " + ", ".join(p for p in parts if p))
     return path
+
+
+def load_torchscript(path: str, device: torch.device | str = "cpu") -> torch.jit.ScriptModule:
+    """The traced network in ``path`` (``python -m bundle export``), in eval mode; one-line ``SystemExit`` if unusable."""
+    if not os.path.isfile(path):
+        raise SystemExit(f"error: {path}: TorchScript model not found (create it with `python -m bundle export`)")
+    try:
+        network = torch.jit.load(path, map_location=device)
+    except Exception as exc:  # torch raises RuntimeError/ValueError for files that are not TorchScript archives
+        raise SystemExit(f"error: {path}: not a readable TorchScript model ({reason(exc)})") from None
+    for method in ("encode_image", "denoise"):
+        if not hasattr(network, method):
+            raise SystemExit(f"error: {path}: TorchScript model lacks the '{method}' method the inferer calls")
+    return network.eval()

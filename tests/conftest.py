@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import glob
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pydicom
 import pytest
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[1]
@@ -16,6 +19,7 @@ SAMPLE = BUNDLE_ROOT / "docs" / "sample" / "BRATS_474_flair.nii.gz"
 SAMPLE_LABEL = SHARED_DATA / "msd_brain_tumour_flair128" / "BRATS_474_label.nii.gz"
 GLIOMA = SHARED_DATA / "msd_brain_tumour_flair128"
 RAW_MS = SHARED_DATA / "open_ms_data" / "longitudinal_raw"
+DICOM_SERIES = SHARED_DATA / "dicom" / "t1_sag_hfs"
 
 
 def require_shared(*paths: Path) -> None:
@@ -34,3 +38,21 @@ def run_bundle(*args: str, cwd: Path = BUNDLE_ROOT, timeout: int = 900, check: b
     if check and proc.returncode != 0:
         pytest.fail(f"`python -m {' '.join(args)}` exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
+
+
+def dicom_world_samples(folder, every: int = 37):
+    """(RAS world point, pixel value) of every ``every``-th pixel, computed from the DICOM tags alone.
+
+    ``p_LPS = IPP + c * dc * X + r * dr * Y`` (X, Y = ImageOrientationPatient row/column directions,
+    (dr, dc) = PixelSpacing); RAS = diag(-1, -1, 1) LPS.
+    """
+    points, values = [], []
+    for path in sorted(glob.glob(f"{folder}/*.dcm")):
+        ds = pydicom.dcmread(path)
+        x, y = np.asarray(ds.ImageOrientationPatient[:3], float), np.asarray(ds.ImageOrientationPatient[3:], float)
+        dr, dc = (float(v) for v in ds.PixelSpacing)
+        r, c = np.unravel_index(np.arange(0, ds.Rows * ds.Columns, every), (ds.Rows, ds.Columns))
+        lps = np.asarray(ds.ImagePositionPatient, float) + np.outer(c * dc, x) + np.outer(r * dr, y)
+        points.append(lps * [-1, -1, 1])
+        values.append(ds.pixel_array[r, c])
+    return np.concatenate(points), np.concatenate(values)

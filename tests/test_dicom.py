@@ -14,33 +14,15 @@ import pytest
 
 from bundle.data import inference_datalist
 from bundle.input_check import InputError, check_image
-from conftest import SHARED_DATA, require_shared, run_bundle
+from conftest import DICOM_SERIES as SERIES
+from conftest import dicom_world_samples, require_shared, run_bundle
 
-SERIES = SHARED_DATA / "dicom" / "t1_sag_hfs"
 
 
 @pytest.fixture
 def series_copy(tmp_path):
     require_shared(SERIES)
     return shutil.copytree(SERIES, tmp_path / "series")
-
-
-def dicom_world_samples(folder, every: int = 37):
-    """(RAS world point, pixel value) of every ``every``-th pixel, computed from the DICOM tags alone.
-
-    ``p_LPS = IPP + c * dc * X + r * dr * Y`` (X, Y = ImageOrientationPatient row/column directions,
-    (dr, dc) = PixelSpacing); RAS = diag(-1, -1, 1) LPS.
-    """
-    points, values = [], []
-    for path in sorted(glob.glob(f"{folder}/*.dcm")):
-        ds = pydicom.dcmread(path)
-        x, y = np.asarray(ds.ImageOrientationPatient[:3], float), np.asarray(ds.ImageOrientationPatient[3:], float)
-        dr, dc = (float(v) for v in ds.PixelSpacing)
-        r, c = np.unravel_index(np.arange(0, ds.Rows * ds.Columns, every), (ds.Rows, ds.Columns))
-        lps = np.asarray(ds.ImagePositionPatient, float) + np.outer(c * dc, x) + np.outer(r * dr, y)
-        points.append(lps * [-1, -1, 1])
-        values.append(ds.pixel_array[r, c])
-    return np.concatenate(points), np.concatenate(values)
 
 
 def test_real_series_mask_lands_on_the_anatomy(tmp_path):

@@ -1,0 +1,83 @@
+"""The inference step of the Deploy app: the bundle's own inference config, run on the traced ``models/model.ts``.
+
+Receives the ``Image`` of ``DICOMSeriesToVolumeOperator`` (array ``[slice, row, column]``, metadata ``affine`` in RAS
+with index order (column, row, slice), so ``nifti = array.transpose(2, 1, 0)``), writes it as NIfTI into a work
+folder, runs ``configs/inference.yaml`` + ``configs/inference_torchscript.yaml`` on it (same preprocessing,
+sampler, postprocessing, report and review PNG as the bundle), and emits the binary mask back in
+``[slice, row, column]`` order for ``DICOMSegmentationWriterOperator``. The uncertainty map, report and review PNG
+stay in the output folder. MONAI Deploy's ``MonaiBundleInferenceOperator`` is not used: it casts image outputs to
+uint8 (the uncertainty is float) and cannot drive the two-method diffusion sampler.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from monai.bundle import ConfigParser
+from monai.deploy.core import Fragment, Image, Operator, OperatorSpec
+
+CONFIGS = ("configs/inference.yaml", "configs/inference_torchscript.yaml")
+
+
+def series_name(metadata: dict) -> str:
+    """Output name of a series: ``series_<SeriesInstanceUID>``."""
+    return f"series_{metadata.get('SeriesInstanceUID', 'unknown')}"
+
+
+class LesionSegmentationOperator(Operator):
+    """Image (DICOM volume) in, ``seg_image`` (uint8 lesion mask, same array layout) out."""
+
+    def __init__(
+        self,
+        fragment: Fragment,
+        *args,
+        bundle_root: str,
+        output_folder: Path,
+        num_samples: int | None = None,
+        num_steps: int | None = None,
+        **kwargs,
+    ) -> None:
+        self.bundle_root, self.output_folder = os.path.abspath(bundle_root), Path(output_folder)
+        self.num_samples, self.num_steps = num_samples, num_steps
+        super().__init__(fragment, *args, **kwargs)
+
+    def setup(self, spec: OperatorSpec) -> None:
+        spec.input("image")
+        spec.output("seg_image")
+
+    def compute(self, op_input, op_output, context) -> None:
+        image = op_input.receive("image")
+        metadata = image.metadata()
+        name = series_name(metadata)
+        self.output_folder.mkdir(parents=True, exist_ok=True)
+        work = tempfile.mkdtemp(prefix=".work_", dir=self.output_folder)
+        try:
+            volume = np.asarray(image.asnumpy(), dtype=np.float32).transpose(2, 1, 0)
+            source = os.path.join(work, f"{name}.nii.gz")
+            nib.save(nib.Nifti1Image(volume, np.asarray(metadata["affine"], dtype=np.float64)), source)
+            self.run_bundle(source)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        seg = np.asarray(nib.load(self.output_folder / f"{name}_seg.nii.gz").dataobj, dtype=np.uint8)
+        op_output.emit(Image(seg.transpose(2, 1, 0).copy(), metadata), "seg_image")
+
+    def run_bundle(self, source: str) -> None:
+        """The bundle's inference config on the one NIfTI file ``source``, outputs into ``output_folder``."""
+        parser = ConfigParser()
+        parser.read_config([os.path.join(self.bundle_root, c) for c in CONFIGS])
+        parser.update({"bundle_root": self.bundle_root, "output_dir": str(self.output_folder), "datalist_files": [
+            {"image": source}]})
+        if self.num_samples:
+            parser["num_samples"] = self.num_samples
+        if self.num_steps:
+            parser["num_steps"] = self.num_steps
+        parser.get_parsed_content("initialize")
+        parser.get_parsed_content("evaluator").run()
+        staging = parser.get_parsed_content("staging_dir")
+        if os.path.isdir(staging) and not os.listdir(staging):
+            os.rmdir(staging)
