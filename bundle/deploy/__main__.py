@@ -48,7 +48,8 @@ def main() -> None:
         import highdicom  # noqa: F401
     except ImportError:
         if os.path.exists(DEPLOY_PYTHON) and os.path.realpath(sys.prefix) != os.path.realpath(DEPLOY_VENV):
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [BUNDLE_ROOT, os.environ.get("PYTHONPATH")])))
+            path = os.pathsep.join(filter(None, [BUNDLE_ROOT, os.environ.get("PYTHONPATH")]))
+            env = dict(os.environ, PYTHONPATH=path)
             os.execve(DEPLOY_PYTHON, [DEPLOY_PYTHON, "-m", "bundle.deploy", *sys.argv[1:]], env)
         raise SystemExit("error: the MONAI Deploy App SDK is not installed: run `bash bundle/deploy/setup.sh` "
                          "(creates .venv-deploy), then run this command again") from None
