@@ -78,3 +78,18 @@ def test_app_also_writes_uncertainty_report_and_review_image(deploy_run):
     assert json.loads(open(report).read())["num_samples"] == 2
     assert glob.glob(f"{deploy_run}/series_*_review.png")
     assert not glob.glob(f"{deploy_run}/.work_*"), "the temporary NIfTI is removed"
+
+
+def test_assembled_app_folder_runs_as_in_the_container(deploy_run, tmp_path):
+    """The folder `monai-deploy package` would containerise runs with only model.ts (no model.pt, no docs)."""
+    app = tmp_path / "app"
+    subprocess.run(["bash", str(BUNDLE_ROOT / "bundle" / "deploy" / "make_app_dir.sh"), str(app)], check=True)
+    assert not (app / "models" / "model.pt").exists() and (app / "app.yaml").exists()
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [str(BUNDLE_ROOT / ".venv-deploy" / "bin" / "python"), str(app), "-i", str(DICOM_SERIES), "-o", str(out),
+         "--num_samples", "1", "--num_steps", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (seg_file,) = glob.glob(f"{out}/*.dcm")
+    assert hd.seg.segread(seg_file).number_of_segments == 1
