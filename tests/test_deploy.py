@@ -75,7 +75,10 @@ def test_app_also_writes_uncertainty_report_and_review_image(deploy_run):
     values = np.asarray(image.dataobj)
     assert values.min() >= 0 and values.max() <= 0.5 + 1e-6
     (report,) = glob.glob(f"{deploy_run}/series_*_report.json")
-    assert json.loads(open(report).read())["num_samples"] == 2
+    content = json.loads(open(report).read())
+    assert content["num_samples"] == 2
+    source = pydicom.dcmread(glob.glob(f"{DICOM_SERIES}/*.dcm")[0], stop_before_pixels=True)
+    assert content["input"]["SeriesInstanceUID"] == source.SeriesInstanceUID
     assert glob.glob(f"{deploy_run}/series_*_review.png")
     assert not glob.glob(f"{deploy_run}/.work_*"), "the temporary NIfTI is removed"
 

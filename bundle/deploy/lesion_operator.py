@@ -11,6 +11,7 @@ uint8 (the uncertainty is float) and cannot drive the two-method diffusion sampl
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -21,7 +22,10 @@ import numpy as np
 from monai.bundle import ConfigParser
 from monai.deploy.core import Fragment, Image, Operator, OperatorSpec
 
+from bundle.report import write_json_atomic
+
 CONFIGS = ("configs/inference.yaml", "configs/inference_torchscript.yaml")
+SERIES_KEYS = ("StudyInstanceUID", "SeriesInstanceUID", "SeriesDescription", "Modality")
 
 
 def series_name(metadata: dict) -> str:
@@ -63,8 +67,17 @@ class LesionSegmentationOperator(Operator):
             self.run_bundle(source)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        self.name_source_series(self.output_folder / f"{name}_report.json", metadata)
         seg = np.asarray(nib.load(self.output_folder / f"{name}_seg.nii.gz").dataobj, dtype=np.uint8)
         op_output.emit(Image(seg.transpose(2, 1, 0).copy(), metadata), "seg_image")
+
+    @staticmethod
+    def name_source_series(report_path: Path, metadata: dict) -> None:
+        """Point the report's ``input`` at the DICOM series instead of the deleted temporary NIfTI."""
+        with open(report_path) as f:
+            report = json.load(f)
+        report["input"] = {key: str(metadata.get(key, "")) for key in SERIES_KEYS}
+        write_json_atomic(str(report_path), report)
 
     def run_bundle(self, source: str) -> None:
         """The bundle's inference config on the one NIfTI file ``source``, outputs into ``output_folder``."""
