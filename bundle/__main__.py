@@ -5,6 +5,7 @@ Commands:
     evaluate   segment and score labelled cases: Dice, HD95, lesion F1, AVD, ECE, failure AUROC (see bundle.evaluate)
     benchmark  time and memory of the default inference vs DDPM-1000 vs a deterministic U-Net (see bundle.benchmark)
     review     one HTML page showing a batch of inference outputs, worst uncertainty first (see bundle.review)
+    label-serve  a MONAI Label 0.8.5 server for this bundle on 127.0.0.1 (see bundle.label.serve)
 
 Inference and training run through MONAI's own runner, e.g.
 ``python -m monai.bundle run --config_file configs/inference.yaml``.
@@ -17,6 +18,7 @@ import fire
 from bundle.benchmark import benchmark, worker
 from bundle.evaluate import evaluate
 from bundle.export import export_torchscript
+from bundle.label.serve import label_serve
 from bundle.review import review
 
 
@@ -27,6 +29,7 @@ def main() -> None:
             "evaluate": evaluate,
             "benchmark": benchmark,
             "review": review,
+            "label-serve": label_serve,
             "benchmark-worker": worker,  # one measurement in its own process (used by benchmark)
         }
     )
