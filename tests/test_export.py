@@ -19,7 +19,9 @@ def test_export_reloads_and_matches_eager(tmp_path):
         for method, args in example_inputs(eager, height=48, width=56, batch=3).items():
             torch.testing.assert_close(getattr(traced, method)(*args), getattr(eager, method)(*args), rtol=1e-4, atol=1e-5)
     volume = torch.rand(1, 1, 32, 40, 3) * 1.5
-    inferer = DiffusionEnsembleInferer(DDIMScheduler(prediction_type="sample"), num_samples=2, num_inference_steps=2)
+    inferer = DiffusionEnsembleInferer(
+        DDIMScheduler(prediction_type="sample"), num_samples=2, num_inference_steps=2, precision="fp32"
+    )
     torch.testing.assert_close(inferer(volume, traced), inferer(volume, eager), rtol=1e-4, atol=1e-4)
     extra = {"metadata.json": ""}
     torch.jit.load(str(target), _extra_files=extra)

@@ -1,0 +1,37 @@
+"""Numerical precision of inference: which autocast dtype to use on a device.
+
+``"auto"`` picks bfloat16 where the hardware computes it natively (CUDA GPUs with bf16 support; CPUs with AVX512-BF16
+or AMX) and float32 elsewhere, since emulated bf16 on an older CPU is slower than float32. The network output is
+cast back to float32 before each DDIM step, so only the network's arithmetic changes; docs/benchmarks.md gives the
+measured speed and the agreement with float32.
+"""
+
+from __future__ import annotations
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True if the CPU advertises AVX512-BF16 or AMX-BF16 (Linux ``/proc/cpuinfo`` flags)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
+    """The dtype to autocast the network to on ``device`` for ``precision``; None = plain float32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    device_type = torch.device(device).type
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device_type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if device_type == "cpu" and cpu_has_native_bf16() else None
