@@ -4,6 +4,7 @@ Commands:
     export     trace models/model.pt to TorchScript models/model.ts (see bundle.export)
     evaluate   segment and score labelled cases: Dice, HD95, lesion F1, AVD, ECE, failure AUROC (see bundle.evaluate)
     benchmark  time and memory of the default inference vs DDPM-1000 vs a deterministic U-Net (see bundle.benchmark)
+    benchmark-sweep  sampling time against N and K, JSON and SVG plot (see bundle.sweep)
     review     one HTML page showing a batch of inference outputs, worst uncertainty first (see bundle.review)
     label-serve  a MONAI Label 0.8.5 server for this bundle on 127.0.0.1 (see bundle.label.serve)
 
@@ -20,6 +21,7 @@ from bundle.evaluate import evaluate
 from bundle.export import export_torchscript
 from bundle.label.serve import label_serve
 from bundle.review import review
+from bundle.sweep import sweep
 
 
 def main() -> None:
@@ -28,6 +30,7 @@ def main() -> None:
             "export": export_torchscript,
             "evaluate": evaluate,
             "benchmark": benchmark,
+            "benchmark-sweep": sweep,
             "review": review,
             "label-serve": label_serve,
             "benchmark-worker": worker,  # one measurement in its own process (used by benchmark)

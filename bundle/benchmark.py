@@ -9,7 +9,9 @@ b. ``ddpm1000``: the same weights sampled like the original seed notes, DDPM anc
    T = 1000 steps; timed on ``ddpm_slices`` tissue slices (N samples each) and scaled by the number of tissue
    slices of the volume (the output says so);
 c. ``unet``: one forward pass of a deterministic MONAI U-Net of similar parameter count (the baseline
-   architecture, random weights) over every tissue slice stack of the same preprocessed volume.
+   architecture, random weights) over every tissue slice stack of the same preprocessed volume;
+d. ``default_plain`` (optional, ``--modes``): path a with the speed settings off (contiguous NCHW, float32), so
+   the gain of channels_last + bf16 is a ratio measured in the same run.
 
 Each measurement runs in its own process so its peak RSS (``getrusage``) and CUDA peak are its own. The JSON holds
 the times, the ratios b/a and a/c, N, K, device name, torch version and thread count.
@@ -31,6 +33,7 @@ import torch
 
 DEFAULT_INPUT = os.path.join("..", "shared", "data", "open_ms_data", "cross_sectional_mni", "patient26_FLAIR.nii.gz")
 MODES = ("default", "ddpm1000", "unet")
+PLAIN = {"channels_last": False, "precision": "fp32"}
 
 
 def _parser(bundle_root: str, device: str):
@@ -52,12 +55,13 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _run_default(parser, path: str, device: str) -> dict:
+def _run_default(parser, path: str, device: str, settings: dict | None = None) -> dict:
+    parser.update(settings or {})
     with tempfile.TemporaryDirectory(prefix="bench_") as out:
         parser.update({"datalist_files": [{"image": path}], "output_dir": out})
         parser.get_parsed_content("initialize")
         parser.get_parsed_content("evaluator").run()
-    return {}
+    return {"settings": settings or {}}
 
 
 def _run_ddpm(parser, path: str, device: str, slices: int, steps: int) -> dict:
@@ -108,6 +112,7 @@ def worker(
     torch.manual_seed(0)
     runs = {
         "default": lambda p: _run_default(p, input, device),
+        "default_plain": lambda p: _run_default(p, input, device, PLAIN),
         "ddpm1000": lambda p: _run_ddpm(p, input, device, ddpm_slices, ddpm_steps),
         "unet": lambda p: _run_unet(p, input, device),
     }
@@ -192,6 +197,8 @@ def benchmark(
         report["ratio_ddpm1000_over_default"] = results["ddpm1000"]["median_s"] / results["default"]["median_s"]
     if "default" in results and "unet" in results:
         report["ratio_default_over_unet"] = results["default"]["median_s"] / results["unet"]["median_s"]
+    if "default" in results and "default_plain" in results:
+        report["ratio_plain_over_default"] = results["default_plain"]["median_s"] / results["default"]["median_s"]
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
         json.dump(report, f, indent=2)

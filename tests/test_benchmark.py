@@ -31,3 +31,20 @@ def test_benchmark_writes_times_ratios_and_environment(tmp_path):
         assert len(result["times_s"]) == 1 and result["median_s"] > 0 and result["peak_rss_mb"] > 50
     assert "scaled by" in report["results"]["ddpm1000"]["note"]
     assert report["results"]["unet"]["parameters"] > 500_000
+
+
+def test_sweep_times_every_n_and_k_and_draws_them(tmp_path):
+    image = nib.load(SAMPLE)
+    crop = np.asarray(image.dataobj)[40:88, 40:88, 56:66].astype(np.float32)
+    nib.save(nib.Nifti1Image(crop, image.affine), tmp_path / "tiny.nii.gz")
+    out, plot = tmp_path / "sweep.json", tmp_path / "sweep.svg"
+    run_bundle(
+        "bundle", "benchmark-sweep", "--input", str(tmp_path / "tiny.nii.gz"), "--output", str(out), "--plot",
+        str(plot), "--slices", "2", "--samples", "[1,2]", "--steps", "[1,3]", "--repeats", "1",
+    )
+    report = json.loads(out.read_text())
+    assert [n for n, _ in report["time_vs_samples"]["points"]] == [1, 2]
+    assert [k for k, _ in report["time_vs_steps"]["points"]] == [1, 3]
+    assert all(t > 0 for _, t in report["time_vs_samples"]["points"] + report["time_vs_steps"]["points"])
+    svg = plot.read_text()
+    assert svg.startswith("<svg") and svg.count("<polyline") == 2
