@@ -4,15 +4,10 @@
 # TORCH_SPEC picks the torch build as in .ci/setup (default torch==2.13.0: the CPU wheel on this project's machines).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PYTHON="${PYTHON:-python3}"
-TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 VENV=.venv-deploy
 if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import monai.deploy, highdicom, torch" 2>/dev/null; then
   exit 0
 fi
-"$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-# shellcheck disable=SC2086
-"$VENV/bin/python" -m pip install --quiet $TORCH_SPEC
+bash bundle/venv_with_torch.sh "$VENV"
 "$VENV/bin/python" -m pip install --quiet -r bundle/deploy/requirements.txt
 "$VENV/bin/python" -c "import monai.deploy, highdicom; print('monai-deploy-app-sdk', monai.deploy.__version__)"

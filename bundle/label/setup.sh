@@ -4,16 +4,11 @@
 # (numpymaxflow), while the bundle and highdicom use pydicom 3. Why each step: docs/monailabel.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PYTHON="${PYTHON:-python3}"
-TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 VENV=.venv-label
 if [ -x "$VENV/bin/monailabel" ] && "$VENV/bin/python" -c "import monailabel, torchvision.utils, monai" 2>/dev/null; then
   exit 0
 fi
-"$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-# shellcheck disable=SC2086
-"$VENV/bin/python" -m pip install --quiet $TORCH_SPEC
+bash bundle/venv_with_torch.sh "$VENV"
 "$VENV/bin/python" -m pip install --quiet -r bundle/label/requirements.txt
 # monailabel's own pins would pull sam2 (and the CUDA torchvision it needs) and pydicom 3 via dicomweb-client 0.61
 "$VENV/bin/python" -m pip install --quiet --no-deps monailabel==0.8.5 pydicom-seg==0.4.1 torchvision==0.28.0
