@@ -164,16 +164,18 @@ def evaluate(
     config_file: str | list[str] = "configs/inference.yaml",
     ckpt: str = "",
     key: str = "testing",
+    debug: bool = False,
 ) -> dict:
     """Segment and score every case of the ``key`` list of ``datalist``; returns the metrics.json content.
 
     ``--config_file "['configs/inference.yaml','configs/baseline_inference.yaml']"`` scores the baseline,
-    ``--ckpt FILE`` other weights (e.g. an ablation's), ``--key validation`` another list of the datalist.
+    ``--ckpt FILE`` other weights (e.g. an ablation's), ``--key validation`` another list of the datalist,
+    ``--debug`` the traceback of a datalist error instead of one line.
     """
     bundle_root = os.path.abspath(bundle_root)
     parser = read_config(bundle_root, config_file)
-    cases = exit_on_input_error(labelled_datalist, datalist, key)
-    exit_on_input_error(check_output_dir, output_dir)
+    cases = exit_on_input_error(labelled_datalist, datalist, key, debug=debug)
+    exit_on_input_error(check_output_dir, output_dir, debug=debug)
     cases, failures = screen_datalist(cases, parser["image_channels"], labelled=True)
     for failure in failures:
         print(f"skipped: {failure['error']}")
