@@ -66,13 +66,16 @@ class TissueSliceInferer(Inferer):
     def predict(self, stacks: torch.Tensor, network: torch.nn.Module, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
-    @torch.inference_mode()
     def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args, **kwargs) -> torch.Tensor:
         if inputs.ndim != 5:
             raise ValueError(f"expected a batch of 3D volumes (B, C, H, W, D), got shape {tuple(inputs.shape)}")
-        images = torch.as_tensor(inputs).float()
-        if self.channels_last:
+        if self.channels_last:  # outside inference mode: the weights stay usable for training (validation runs)
             network.to(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return self._infer(inputs, network)
+
+    def _infer(self, inputs: torch.Tensor, network: torch.nn.Module) -> torch.Tensor:
+        images = torch.as_tensor(inputs).float()
         self.prepare(images.device)
         b, _, h, w, d = images.shape
         output = torch.zeros((b, 2, h, w, d), device=images.device)

@@ -119,3 +119,13 @@ def test_precision_auto_uses_bf16_only_where_the_hardware_has_it(monkeypatch):
     assert precision.autocast_dtype("fp32", "cpu") is None and precision.autocast_dtype("bf16", "cpu") is torch.bfloat16
     with pytest.raises(ValueError, match="precision must be one of"):
         make_inferer(precision="fp16")
+
+
+def test_network_still_trains_after_inference(volume):
+    """Validation during training runs the inferer: the weights must not become inference-mode tensors."""
+    net, _ = load_network(str(BUNDLE_ROOT))
+    make_inferer(num_samples=1, num_inference_steps=1)(volume, net)
+    x, t = torch.randn(2, 1, 32, 32), torch.tensor([10, 500])
+    loss = net(x, t, torch.rand(2, 3, 32, 32), mask=torch.rand(2, 1, 32, 32))[0].square().mean()
+    loss.backward()  # raised "Inference tensors cannot be saved for backward" when the layout changed in inference mode
+    assert any(p.grad is not None for p in net.parameters())
