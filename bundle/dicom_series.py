@@ -71,7 +71,8 @@ def slice_positions(headers: list[pydicom.Dataset], folder: str = "") -> np.ndar
 def check_dicom_series(folder: str, channels: int = 1, max_voxels: int | None = None) -> tuple[int, int, int]:
     """Raise ``DicomSeriesError`` unless ``folder`` is one evenly spaced 3D series; returns (rows, columns, slices).
 
-    Pixel data are decoded too, so a truncated file or a constant image is refused before any work.
+    Headers are checked first (series, geometry, size), so pixel data are read only for a plausible series; then
+    they are decoded, so a truncated file or a constant image is refused before any work.
     """
     headers = _headers(folder)
     series = sorted({str(getattr(h, "SeriesInstanceUID", "")) for h in headers})

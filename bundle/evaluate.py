@@ -32,7 +32,15 @@ from monai.transforms import LoadImage, ResampleToMatch
 from scipy import ndimage
 
 from bundle.data import case_name
-from bundle.input_check import InputError, check_output_dir, exit_on_input_error, finish_batch, reason, screen_datalist
+from bundle.input_check import (
+    InputError,
+    check_output_dir,
+    exit_on_input_error,
+    finish_batch,
+    reason,
+    remove_if_empty,
+    screen_datalist,
+)
 from bundle.overlay import save_review_png
 from bundle.report import write_json_atomic
 
@@ -122,9 +130,7 @@ def run_inference(
     transforms.insert(binarise, save_prob)  # save the probability before it is thresholded
     parser.get_parsed_content("initialize")
     parser.get_parsed_content("evaluator").run()
-    staging = parser.get_parsed_content("staging_dir")
-    if os.path.isdir(staging) and not os.listdir(staging):
-        os.rmdir(staging)
+    remove_if_empty(parser.get_parsed_content("staging_dir"))
 
 
 def summarise(cases: list[dict]) -> dict:

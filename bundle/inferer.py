@@ -16,7 +16,7 @@ import torch
 from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type
 
-from bundle.precision import autocast_dtype
+from bundle.precision import PRECISIONS, autocast_dtype
 from bundle.scheduler import DDIMScheduler
 from bundle.slices import slice_stacks, tissue_slices
 
@@ -51,17 +51,14 @@ class TissueSliceInferer(Inferer):
         self.seed = seed
         self.channels_last = channels_last
         self.precision = precision
-        autocast_dtype(precision, "cpu")  # validate the setting early
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
     def prepare(self, device: torch.device) -> None:
         """Called once per call before any slice is predicted."""
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-    def _autocast(self, device: torch.device):
-        dtype = autocast_dtype(self.precision, device)
-        return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
     def predict(self, stacks: torch.Tensor, network: torch.nn.Module, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
@@ -77,6 +74,7 @@ class TissueSliceInferer(Inferer):
     def _infer(self, inputs: torch.Tensor, network: torch.nn.Module) -> torch.Tensor:
         images = torch.as_tensor(inputs).float()
         self.prepare(images.device)
+        dtype = autocast_dtype(self.precision, images.device)  # resolved once per call, not per slice batch
         b, _, h, w, d = images.shape
         output = torch.zeros((b, 2, h, w, d), device=images.device)
         for i in range(b):
@@ -85,7 +83,7 @@ class TissueSliceInferer(Inferer):
             for start in range(0, len(slices), self.slice_batch_size):
                 chunk = slices[start : start + self.slice_batch_size]
                 stacks = self._layout(slice_stacks(images[i], chunk, self.context_slices))
-                with self._autocast(images.device):
+                with torch.autocast(images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                     prediction = self.predict(stacks, network, generator)
                 output[i, :, :, :, chunk] = prediction.float().permute(1, 2, 3, 0)
         return convert_to_dst_type(output, dst=inputs, dtype=torch.float32)[0]

@@ -181,11 +181,16 @@ def exit_on_input_error(func, *args, debug: bool = False):
         raise SystemExit(f"error: {exc}") from None
 
 
+def remove_if_empty(folder: str) -> None:
+    """Remove ``folder`` if it exists and is empty (the staging folder after a complete run)."""
+    if folder and os.path.isdir(folder) and not os.listdir(folder):
+        os.rmdir(folder)
+
+
 def finish_batch(output_dir: str, failures: list[dict], processed: int, staging_dir: str = "") -> None:
     """Write ``failures.json`` (always, possibly empty), drop an empty staging folder, exit 1 if any case failed."""
     os.makedirs(output_dir, exist_ok=True)
-    if staging_dir and os.path.isdir(staging_dir) and not os.listdir(staging_dir):
-        os.rmdir(staging_dir)
+    remove_if_empty(staging_dir)
     write_json_atomic(os.path.join(output_dir, "failures.json"), failures)
     if failures:
         lines = "\n".join(f"  {f['error']}" for f in failures)

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from monai.bundle import ConfigParser
 from monai.deploy.core import Fragment, Image, Operator, OperatorSpec
 
+from bundle.evaluate import read_config
+from bundle.input_check import remove_if_empty
 from bundle.report import write_json_atomic
 
 CONFIGS = ("configs/inference.yaml", "configs/inference_torchscript.yaml")
@@ -81,8 +82,7 @@ class LesionSegmentationOperator(Operator):
 
     def run_bundle(self, source: str) -> None:
         """The bundle's inference config on the one NIfTI file ``source``, outputs into ``output_folder``."""
-        parser = ConfigParser()
-        parser.read_config([os.path.join(self.bundle_root, c) for c in CONFIGS])
+        parser = read_config(self.bundle_root, list(CONFIGS))
         parser.update({"bundle_root": self.bundle_root, "output_dir": str(self.output_folder), "datalist_files": [
             {"image": source}]})
         if self.num_samples:
@@ -91,6 +91,4 @@ class LesionSegmentationOperator(Operator):
             parser["num_steps"] = self.num_steps
         parser.get_parsed_content("initialize")
         parser.get_parsed_content("evaluator").run()
-        staging = parser.get_parsed_content("staging_dir")
-        if os.path.isdir(staging) and not os.listdir(staging):
-            os.rmdir(staging)
+        remove_if_empty(parser.get_parsed_content("staging_dir"))

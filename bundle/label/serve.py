@@ -16,22 +16,18 @@ import subprocess
 
 from monai.bundle import ConfigParser
 
+from bundle.evaluate import read_config
+
 BUNDLE_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MODEL_NAME = "lesion_diffusion"
 LABEL_VENV = os.path.join(BUNDLE_ROOT, ".venv-label")
 WRITERS = ("SaveImaged", "bundle.overlay.ReviewPNGd", "bundle.report.LesionReportd", "bundle.report.PublishCased")
 
 
-def _read(config: str) -> ConfigParser:
-    parser = ConfigParser()
-    parser.read_config(os.path.join(BUNDLE_ROOT, "configs", config))
-    return parser
-
-
 def label_inference_config(num_samples: int | None = None, num_steps: int | None = None) -> dict:
     """configs/inference.yaml for MONAI Label: ``image_path`` hidden from MONAI's transforms, no file writers
     (MONAI Label writes the label), and ``pred`` = the binary lesion mask."""
-    parser = _read("inference.yaml")
+    parser = read_config(BUNDLE_ROOT, "configs/inference.yaml")
     parser["preprocessing"]["transforms"].insert(0, {"_target_": "bundle.label.transforms.StashKeyd",
                                                      "keys": "image_path"})
     post = [t for t in parser["postprocessing"]["transforms"] if t["_target_"] not in WRITERS]
@@ -48,13 +44,13 @@ def label_inference_config(num_samples: int | None = None, num_steps: int | None
 def label_train_config(epoch_length: int | None = None) -> dict:
     """configs/train.yaml for MONAI Label: validate (and save models/model.pt) after every epoch, since MONAI
     Label asks for few epochs; lesion-synthesis data taken from beside the original bundle, off when absent."""
-    parser = _read("train.yaml")
+    parser = read_config(BUNDLE_ROOT, "configs/train.yaml")
     parser["val_interval"] = 1
     if epoch_length:
         parser["epoch_length"] = epoch_length
     shared = os.path.join(os.path.dirname(BUNDLE_ROOT), "shared", "data", "open_ms_data")
-    masks, brain = os.path.join(shared, "lesion_masks_mni"), os.path.join(shared, "cross_sectional_mni",
-                                                                          "patient26_FLAIR.nii.gz")
+    masks = os.path.join(shared, "lesion_masks_mni")
+    brain = os.path.join(shared, "cross_sectional_mni", "patient26_FLAIR.nii.gz")
     parser["lesion_mask_dir"], parser["synthesis_brain"] = masks, brain
     if not (os.path.isdir(masks) and os.path.isfile(brain)):
         parser["synthesis_prob"] = 0.0
