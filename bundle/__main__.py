@@ -5,6 +5,7 @@ Commands:
     evaluate   segment and score labelled cases: Dice, HD95, lesion F1, AVD, ECE, failure AUROC (see bundle.evaluate)
     benchmark  time and memory of the default inference vs DDPM-1000 vs a deterministic U-Net (see bundle.benchmark)
     benchmark-sweep  sampling time against N and K, JSON and SVG plot (see bundle.sweep)
+    sampler-agreement  few-step DDIM vs DDPM-1000 masks on lesion slices of labelled cases (see bundle.sampler_agreement)
     review     one HTML page showing a batch of inference outputs, worst uncertainty first (see bundle.review)
     label-serve  a MONAI Label 0.8.5 server for this bundle on 127.0.0.1 (see bundle.label.serve)
 
@@ -21,6 +22,7 @@ from bundle.evaluate import evaluate
 from bundle.export import export_torchscript
 from bundle.label.serve import label_serve
 from bundle.review import review
+from bundle.sampler_agreement import sampler_agreement
 from bundle.sweep import sweep
 
 
@@ -31,6 +33,7 @@ def main() -> None:
             "evaluate": evaluate,
             "benchmark": benchmark,
             "benchmark-sweep": sweep,
+            "sampler-agreement": sampler_agreement,
             "review": review,
             "label-serve": label_serve,
             "benchmark-worker": worker,  # one measurement in its own process (used by benchmark)

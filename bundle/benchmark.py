@@ -6,7 +6,8 @@ the median of ``repeats`` runs (wall time) and the peak memory of:
 a. ``default``: the whole default inference path (load, preprocessing, N samples x K DDIM steps, inversion,
    saving the three outputs), via the bundle's inference config;
 b. ``ddpm1000``: the same weights sampled like the original seed notes, DDPM ancestral sampling over all
-   T = 1000 steps; timed on ``ddpm_slices`` tissue slices (N samples each) and scaled by the number of tissue
+   T = 1000 steps (DDIM with eta = 1 over every timestep, see ``bundle.sampler_agreement``; same N and speed
+   settings as a); timed on ``ddpm_slices`` tissue slices (N samples each) and scaled by the number of tissue
    slices of the volume (the output says so);
 c. ``unet``: one forward pass of a deterministic MONAI U-Net of similar parameter count (the baseline
    architecture, random weights) over every tissue slice stack of the same preprocessed volume;
@@ -65,9 +66,8 @@ def _run_default(parser, path: str, device: str, settings: dict | None = None) -
 
 
 def _run_ddpm(parser, path: str, device: str, slices: int, steps: int) -> dict:
-    from monai.networks.schedulers import DDPMScheduler
-
-    from bundle.slices import slice_stacks, tissue_slices
+    from bundle.sampler_agreement import config_sampler, sample_slices
+    from bundle.slices import tissue_slices
 
     network = parser.get_parsed_content("network")
     network.load_state_dict(torch.load(parser.get_parsed_content("ckpt_path"), map_location=device, weights_only=True))
@@ -75,20 +75,7 @@ def _run_ddpm(parser, path: str, device: str, slices: int, steps: int) -> dict:
     volume = _preprocessed(parser, path, device)[0]
     tissue = tissue_slices(volume)
     chunk = tissue[len(tissue) // 2 - slices // 2 :][:slices]
-    n = parser.get_parsed_content("num_samples")
-    scheduler = DDPMScheduler(
-        num_train_timesteps=parser["num_train_timesteps"], schedule=parser["beta_schedule"],
-        prediction_type=parser["prediction_type"], clip_sample=True,
-    )
-    scheduler.set_timesteps(steps, device=volume.device)
-    g = torch.Generator(device=volume.device).manual_seed(0)
-    with torch.inference_mode():
-        stacks = slice_stacks(volume, chunk, parser["context_slices"])
-        features = network.encode_image(stacks).repeat_interleave(n, dim=0)
-        x = torch.randn((len(chunk) * n, 1, *stacks.shape[-2:]), generator=g, device=volume.device)
-        for t in scheduler.timesteps:
-            timesteps = torch.full((x.shape[0],), int(t), device=volume.device, dtype=torch.long)
-            x, _ = scheduler.step(network.denoise(x, timesteps, features), int(t), x, generator=g)
+    sample_slices(config_sampler(parser, steps, eta=1.0), volume, chunk, network)  # DDPM = DDIM, eta 1, all steps
     return {"timed_slices": len(chunk), "tissue_slices": len(tissue), "scale": len(tissue) / len(chunk), "steps": steps}
 
 

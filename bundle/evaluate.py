@@ -163,8 +163,8 @@ def markdown_table(result: dict) -> str:
 def evaluate(
     datalist: str,
     output_dir: str,
-    samples: int = 8,
-    steps: int = 10,
+    samples: int = 0,
+    steps: int = 0,
     bundle_root: str = ".",
     worst: int = 3,
     config_file: str | list[str] = "configs/inference.yaml",
@@ -176,10 +176,11 @@ def evaluate(
 
     ``--config_file "['configs/inference.yaml','configs/baseline_inference.yaml']"`` scores the baseline,
     ``--ckpt FILE`` other weights (e.g. an ablation's), ``--key validation`` another list of the datalist,
-    ``--debug`` the traceback of a datalist error instead of one line.
+    ``--debug`` the traceback of a datalist error instead of one line. ``samples``/``steps`` 0: the config's N and K.
     """
     bundle_root = os.path.abspath(bundle_root)
     parser = read_config(bundle_root, config_file)
+    samples, steps = samples or parser["num_samples"], steps or parser["num_steps"]
     cases = exit_on_input_error(labelled_datalist, datalist, key, debug=debug)
     exit_on_input_error(check_output_dir, output_dir, debug=debug)
     cases, failures = screen_datalist(cases, parser["image_channels"], labelled=True)

@@ -82,11 +82,23 @@ class TissueSliceInferer(Inferer):
             slices = tissue_slices(images[i], self.tissue_threshold, self.min_tissue_fraction)
             for start in range(0, len(slices), self.slice_batch_size):
                 chunk = slices[start : start + self.slice_batch_size]
-                stacks = self._layout(slice_stacks(images[i], chunk, self.context_slices))
-                with torch.autocast(images.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                    prediction = self.predict(stacks, network, generator)
-                output[i, :, :, :, chunk] = prediction.float().permute(1, 2, 3, 0)
+                prediction = self.predict_slices(images[i], chunk, network, generator, dtype)
+                output[i, :, :, :, chunk] = prediction.permute(1, 2, 3, 0)
         return convert_to_dst_type(output, dst=inputs, dtype=torch.float32)[0]
+
+    def predict_slices(
+        self,
+        volume: torch.Tensor,
+        slices: torch.Tensor,
+        network: torch.nn.Module,
+        generator: torch.Generator,
+        dtype: torch.dtype | None,
+    ) -> torch.Tensor:
+        """``predict`` on the axial ``slices`` of one volume (C, H, W, D) -> (S, 2, H, W) float32, under autocast
+        to ``dtype`` (None: float32). Call ``prepare`` first and run it under ``torch.inference_mode``."""
+        stacks = self._layout(slice_stacks(volume, slices, self.context_slices))
+        with torch.autocast(volume.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            return self.predict(stacks, network, generator).float()
 
 
 class DiffusionEnsembleInferer(TissueSliceInferer):

@@ -82,3 +82,30 @@ def test_unscheduled_timestep_is_an_error():
     sched.set_timesteps(4)
     with pytest.raises(ValueError, match="not in the inference schedule"):
         sched.step(torch.zeros(1), 500, torch.zeros(1))
+
+
+def test_eta_one_over_every_timestep_is_ddpm_ancestral_sampling():
+    """DDIM with eta = 1 over all T steps draws the same chain as MONAI's DDPMScheduler (posterior variance
+    beta_tilde), noise for noise: the reference sampler of bundle.sampler_agreement and the benchmark's ddpm1000."""
+    from monai.networks.schedulers import DDPMScheduler
+
+    ddim = DDIMScheduler(prediction_type="sample", clip_sample=True)
+    ddpm = DDPMScheduler(prediction_type="sample", clip_sample=True)
+    ddim.set_timesteps(1000)
+    ddpm.set_timesteps(1000)
+    assert ddim.timesteps.tolist() == ddpm.timesteps.tolist() == list(range(999, -1, -1))
+
+    def x0_model(x):  # any deterministic x0 predictor that depends on x_t
+        return torch.tanh(2 * x + 0.3)
+
+    start = torch.randn(3, 1, 6, 5, generator=torch.Generator().manual_seed(0))
+    g_ddim, g_ddpm = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    x_ddim, x_ddpm = start.clone(), start.clone()
+    for t in ddim.timesteps.tolist():
+        x_ddim, _ = ddim.step(x0_model(x_ddim), t, x_ddim, eta=1.0, generator=g_ddim)
+        x_ddpm, _ = ddpm.step(x0_model(x_ddpm), t, x_ddpm, generator=g_ddpm)
+    torch.testing.assert_close(x_ddim, x_ddpm, rtol=1e-4, atol=1e-4)
+    x_det = start.clone()
+    for t in ddim.timesteps.tolist():  # eta = 0 is a different chain: the test can tell them apart
+        x_det, _ = ddim.step(x0_model(x_det), t, x_det, eta=0.0)
+    assert not torch.allclose(x_det, x_ddpm, atol=1e-2)
