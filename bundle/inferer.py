@@ -121,7 +121,7 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         self,
         scheduler: DDIMScheduler,
         num_samples: int = 8,
-        num_inference_steps: int = 10,
+        num_inference_steps: int = 5,
         eta: float = 0.0,
         seed: int = 0,
         context_slices: int = 1,

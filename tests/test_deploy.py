@@ -35,6 +35,9 @@ def test_seg_references_the_source_series_and_matches_its_geometry(deploy_run):
     assert seg.StudyInstanceUID == first.StudyInstanceUID
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == first.SeriesInstanceUID
     assert seg.number_of_segments == 1 and seg.Rows == first.Rows and seg.Columns == first.Columns
+    version = json.loads((BUNDLE_ROOT / "configs" / "metadata.json").read_text())["version"]
+    algorithm = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
+    assert (algorithm.AlgorithmName, algorithm.AlgorithmVersion) == ("Brain MRI lesion diffusion bundle", version)
     shared = seg.SharedFunctionalGroupsSequence[0]
     np.testing.assert_allclose(shared.PixelMeasuresSequence[0].PixelSpacing, first.PixelSpacing)
     np.testing.assert_allclose(shared.PlaneOrientationSequence[0].ImageOrientationPatient,

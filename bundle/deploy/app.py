@@ -22,6 +22,7 @@ from monai.deploy.operators.dicom_seg_writer_operator import SegmentDescription
 from pydicom.sr.codedict import codes
 
 from bundle.deploy.lesion_operator import LesionSegmentationOperator
+from bundle.report import bundle_version
 
 BUNDLE_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # the first MR series of the study; FLAIR is preferred by name when several are present
@@ -54,7 +55,7 @@ class LesionSegApp(Application):
             segmented_property_type=codes.SCT.Lesion,
             algorithm_name="Brain MRI lesion diffusion bundle",
             algorithm_family=codes.DCM.ArtificialIntelligence,
-            algorithm_version="0.1.0",
+            algorithm_version=bundle_version(BUNDLE_ROOT),
         )
         writer = DICOMSegmentationWriterOperator(
             self, segment_descriptions=[lesion], output_folder=output_path, name="dicom_seg_writer",
