@@ -10,7 +10,8 @@ b. ``ddpm1000``: the same weights sampled like the original seed notes, DDPM anc
    settings as a); timed on ``ddpm_slices`` tissue slices (N samples each) and scaled by the number of tissue
    slices of the volume (the output says so);
 c. ``unet``: one forward pass of a deterministic MONAI U-Net of similar parameter count (the baseline
-   architecture, random weights) over every tissue slice stack of the same preprocessed volume;
+   architecture with instance normalisation, as in version 0.1.0 and docs/benchmarks.md; random weights) over every
+   tissue slice stack of the same preprocessed volume;
 d. ``default_plain`` (optional, ``--modes``): path a with the speed settings off (contiguous NCHW, float32), so
    the gain of channels_last + bf16 is a ratio measured in the same run.
 
