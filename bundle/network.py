@@ -21,7 +21,7 @@ from monai.networks.nets import DiffusionModelUNet, UNet
 from torch import nn
 
 
-def _encoder(in_channels: int, out_channels: int, channels: Sequence[int]) -> nn.Module:
+def _encoder(in_channels: int, out_channels: int, channels: Sequence[int], norm: str = "instance") -> nn.Module:
     """A small full-resolution MONAI U-Net used for both f^I and f^S (same shape so features are comparable)."""
     return UNet(
         spatial_dims=2,
@@ -30,7 +30,7 @@ def _encoder(in_channels: int, out_channels: int, channels: Sequence[int]) -> nn
         channels=tuple(channels),
         strides=(2,) * (len(channels) - 1),
         num_res_units=1,
-        norm="instance",
+        norm=norm,
     )
 
 
@@ -47,6 +47,8 @@ class DiscrepancyDiffusionSegNet(nn.Module):
         attention_levels: self-attention per denoiser level (costly at high resolution).
         num_res_blocks: residual blocks per denoiser level.
         norm_num_groups: group-norm groups of the denoiser.
+        encoder_norm: normalisation of the encoders' U-Net ("instance", as the shipped weights, or "batch", which
+            fixed the deterministic baseline: docs/results.md).
     """
 
     def __init__(
@@ -59,13 +61,16 @@ class DiscrepancyDiffusionSegNet(nn.Module):
         attention_levels: Sequence[bool] = (False, False, False),
         num_res_blocks: int = 1,
         norm_num_groups: int = 16,
+        encoder_norm: str = "instance",
     ) -> None:
         super().__init__()
         self.image_channels = image_channels
         self.context_slices = context_slices
         self.feature_channels = feature_channels
-        self.image_encoder = _encoder(image_channels * (2 * context_slices + 1), feature_channels, encoder_channels)
-        self.mask_encoder = _encoder(1, feature_channels, encoder_channels)
+        self.image_encoder = _encoder(
+            image_channels * (2 * context_slices + 1), feature_channels, encoder_channels, encoder_norm
+        )
+        self.mask_encoder = _encoder(1, feature_channels, encoder_channels, encoder_norm)
         self.denoiser = DiffusionModelUNet(
             spatial_dims=2,
             in_channels=1 + feature_channels,
