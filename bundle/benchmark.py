@@ -67,12 +67,10 @@ def _run_default(parser, path: str, device: str, settings: dict | None = None) -
 
 
 def _run_ddpm(parser, path: str, device: str, slices: int, steps: int) -> dict:
-    from bundle.sampler_agreement import config_sampler, sample_slices
+    from bundle.sampler_agreement import config_sampler, load_network, sample_slices
     from bundle.slices import tissue_slices
 
-    network = parser.get_parsed_content("network")
-    network.load_state_dict(torch.load(parser.get_parsed_content("ckpt_path"), map_location=device, weights_only=True))
-    network.eval()
+    network = load_network(parser)
     volume = _preprocessed(parser, path, device)[0]
     tissue = tissue_slices(volume)
     chunk = tissue[len(tissue) // 2 - slices // 2 :][:slices]

@@ -60,14 +60,18 @@ class TissueSliceInferer(Inferer):
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    def layout_weights(self, network: torch.nn.Module) -> None:
+        """Store the weights channels_last if set; call outside inference mode, so they stay trainable (validation)."""
+        if self.channels_last:
+            network.to(memory_format=torch.channels_last)
+
     def predict(self, stacks: torch.Tensor, network: torch.nn.Module, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
     def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args, **kwargs) -> torch.Tensor:
         if inputs.ndim != 5:
             raise ValueError(f"expected a batch of 3D volumes (B, C, H, W, D), got shape {tuple(inputs.shape)}")
-        if self.channels_last:  # outside inference mode: the weights stay usable for training (validation runs)
-            network.to(memory_format=torch.channels_last)
+        self.layout_weights(network)
         with torch.inference_mode():
             return self._infer(inputs, network)
 

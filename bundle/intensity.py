@@ -21,6 +21,13 @@ from monai.utils import convert_to_dst_type
 METHODS = ("median", "mode")
 
 
+def check_method(method: str) -> str:
+    """``method`` if it is one of ``METHODS``, else a ValueError."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return method
+
+
 def histogram_peak(values: torch.Tensor, bins: int = 300, sigma_bins: float = 3.0) -> torch.Tensor:
     """Centre of the highest bin of the Gaussian-smoothed histogram of ``values`` over [0, 3 * median]."""
     top = 3 * values.median()
@@ -33,8 +40,7 @@ def histogram_peak(values: torch.Tensor, bins: int = 300, sigma_bins: float = 3.
 
 def normalize_to_tissue(image: torch.Tensor, max_value: float = 5.0, method: str = "median") -> torch.Tensor:
     """Scale each channel of ``image`` (C, ...) so that its typical tissue intensity (``method``) is 1."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_method(method)
     channels = []
     for channel in torch.as_tensor(image).float():
         channel = torch.nan_to_num(channel)
@@ -54,9 +60,7 @@ class NormalizeToTissued(MapTransform):
         self, keys: KeysCollection, max_value: float = 5.0, method: str = "median", allow_missing_keys: bool = False
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        self.max_value, self.method = max_value, method
+        self.max_value, self.method = max_value, check_method(method)
 
     def __call__(self, data):
         d = dict(data)

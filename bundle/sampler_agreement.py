@@ -55,10 +55,17 @@ def sample_slices(sampler: DiffusionEnsembleInferer, volume, slices, network) ->
     sampler.prepare(volume.device)
     dtype = autocast_dtype(sampler.precision, volume.device)
     generator = torch.Generator(device=volume.device).manual_seed(sampler.seed)
-    if sampler.channels_last:
-        network.to(memory_format=torch.channels_last)
+    sampler.layout_weights(network)
     with torch.inference_mode():
         return sampler.predict_slices(volume, slices, network, generator, dtype)
+
+
+def load_network(parser) -> torch.nn.Module:
+    """The inference config's network with its checkpoint (``ckpt_path``) loaded, in eval mode."""
+    network = parser.get_parsed_content("network")
+    ckpt = parser.get_parsed_content("ckpt_path")
+    network.load_state_dict(torch.load(ckpt, map_location=parser.get_parsed_content("device"), weights_only=True))
+    return network.eval()
 
 
 def sampler_agreement(
@@ -80,9 +87,7 @@ def sampler_agreement(
     if ckpt:
         parser["ckpt_path"] = os.path.abspath(ckpt)
     device = parser.get_parsed_content("device")
-    network = parser.get_parsed_content("network")
-    network.load_state_dict(torch.load(parser.get_parsed_content("ckpt_path"), map_location=device, weights_only=True))
-    network.eval()
+    network = load_network(parser)
     preprocessing = parser.get_parsed_content("preprocessing")
     config = parser.get_parsed_content("inferer")
     ddim_steps = [int(k) for k in ([steps] if isinstance(steps, int) else steps)] or [config.num_inference_steps]
