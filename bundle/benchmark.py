@@ -13,7 +13,9 @@ c. ``unet``: one forward pass of a deterministic MONAI U-Net of similar paramete
    architecture with instance normalisation, as in version 0.1.0 and docs/benchmarks.md; random weights) over every
    tissue slice stack of the same preprocessed volume;
 d. ``default_plain`` (optional, ``--modes``): path a with the speed settings off (contiguous NCHW, float32), so
-   the gain of channels_last + bf16 is a ratio measured in the same run.
+   the gain of channels_last + bf16 is a ratio measured in the same run;
+e. ``default_adaptive`` (optional, ``--modes``): path a with adaptive stopping (``stop_tolerance`` = ADAPTIVE_TOLERANCE,
+   see ``bundle.inferer``).
 
 Each measurement runs in its own process so its peak RSS (``getrusage``) and CUDA peak are its own. The JSON holds
 the times, the ratios b/a and a/c, N, K, device name, torch version and thread count.
@@ -36,6 +38,7 @@ import torch
 DEFAULT_INPUT = os.path.join("..", "shared", "data", "open_ms_data", "cross_sectional_mni", "patient26_FLAIR.nii.gz")
 MODES = ("default", "ddpm1000", "unet")
 PLAIN = {"channels_last": False, "precision": "fp32"}
+ADAPTIVE_TOLERANCE = 0.1
 
 
 def _parser(bundle_root: str, device: str):
@@ -99,6 +102,7 @@ def worker(
     runs = {
         "default": lambda p: _run_default(p, input, device),
         "default_plain": lambda p: _run_default(p, input, device, PLAIN),
+        "default_adaptive": lambda p: _run_default(p, input, device, {"stop_tolerance": ADAPTIVE_TOLERANCE}),
         "ddpm1000": lambda p: _run_ddpm(p, input, device, ddpm_slices, ddpm_steps),
         "unet": lambda p: _run_unet(p, input, device),
     }
@@ -185,6 +189,8 @@ def benchmark(
         report["ratio_default_over_unet"] = results["default"]["median_s"] / results["unet"]["median_s"]
     if "default" in results and "default_plain" in results:
         report["ratio_plain_over_default"] = results["default_plain"]["median_s"] / results["default"]["median_s"]
+    if "default" in results and "default_adaptive" in results:
+        report["ratio_default_over_adaptive"] = results["default"]["median_s"] / results["default_adaptive"]["median_s"]
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
         json.dump(report, f, indent=2)

@@ -7,7 +7,12 @@ mapped to a soft mask s_n = (x0_n + 1) / 2 and the slice's outputs are
     p     = mean_n s_n                 (lesion probability; the mask is p > 0.5)
     sigma = sqrt(mean_n (s_n - p)^2)   (uncertainty: spread of the N samples, 0 when they agree, at most 0.5)
 
-Slices without tissue get p = sigma = 0 and cost nothing.
+Slices without tissue get p = sigma = 0 and cost nothing. With adaptive stopping (``stop_tolerance`` tau > 0) a
+slice leaves the batch after step k >= 2 once its samples agree and have stopped moving,
+
+    max_{n,v} |s_n^(k) - p^(k)| < tau   and   max_{n,v} |s_n^(k) - s_n^(k-1)| < tau,
+
+and keeps its step-k estimates; the slices that are still uncertain get all K steps.
 """
 
 from __future__ import annotations
@@ -119,6 +124,7 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         tissue_threshold: normalised intensity above which a voxel counts as tissue.
         min_tissue_fraction: slices with a smaller tissue fraction are skipped.
         channels_last, precision: speed settings (see ``TissueSliceInferer``).
+        stop_tolerance: tau of adaptive stopping (module docstring); 0 runs all K steps on every slice.
     """
 
     def __init__(
@@ -134,12 +140,16 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         min_tissue_fraction: float = 0.005,
         channels_last: bool = True,
         precision: str = "auto",
+        stop_tolerance: float = 0.0,
     ) -> None:
         super().__init__(
             context_slices, slice_batch_size, tissue_threshold, min_tissue_fraction, seed, channels_last, precision
         )
         if num_samples < 1 or num_inference_steps < 1:
             raise ValueError(f"num_samples ({num_samples}) and num_inference_steps ({num_inference_steps}) must be >= 1")
+        if not 0 <= stop_tolerance < 0.5:
+            raise ValueError(f"stop_tolerance must be in [0, 0.5), got {stop_tolerance}")
+        self.stop_tolerance = stop_tolerance
         self.scheduler = scheduler
         self.num_samples = num_samples
         self.num_inference_steps = num_inference_steps
@@ -153,13 +163,33 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         n, (s, _, h, w) = self.num_samples, stacks.shape
         x = self._layout(torch.randn((s * n, 1, h, w), generator=generator, device=stacks.device))
         features = network.encode_image(stacks).repeat_interleave(n, dim=0)  # f^I once, reused for all steps
-        x0 = x
-        for t in self.scheduler.timesteps:
-            timesteps = torch.full((s * n,), int(t), device=stacks.device, dtype=torch.long)
+        soft = torch.empty((s, n, h, w), device=stacks.device)  # final estimates, per slice
+        active = torch.arange(s, device=stacks.device)  # slices still being denoised
+        previous = None
+        for k, t in enumerate(self.scheduler.timesteps):
+            timesteps = torch.full((x.shape[0],), int(t), device=stacks.device, dtype=torch.long)
             output = network.denoise(x, timesteps, features).float()  # the DDIM update itself in float32
             x, x0 = self.scheduler.step(output, int(t), x, eta=self.eta, generator=generator)
-        soft = ((x0.float() + 1) / 2).clamp(0, 1).reshape(s, n, h, w)
+            current = ((x0.float() + 1) / 2).clamp(0, 1).reshape(-1, n, h, w)
+            if self.stop_tolerance > 0 and k + 1 < len(self.scheduler.timesteps):
+                if previous is not None:
+                    settled = self._settled(current, previous)
+                    soft[active[settled]] = current[settled]
+                    keep = ~settled
+                    active, current = active[keep], current[keep]
+                    rows = keep.repeat_interleave(n)
+                    x, features = self._layout(x[rows]), self._layout(features[rows])
+                    if not len(active):
+                        break
+                previous = current
+        soft[active] = current
         return torch.stack([soft.mean(dim=1), soft.std(dim=1, unbiased=False)], dim=1)
+
+    def _settled(self, current: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        """(S,) bool: the N samples of the slice agree and moved less than ``stop_tolerance`` in the last step."""
+        spread = (current - current.mean(dim=1, keepdim=True)).abs().amax(dim=(1, 2, 3))
+        moved = (current - previous).abs().amax(dim=(1, 2, 3))
+        return (spread < self.stop_tolerance) & (moved < self.stop_tolerance)
 
 
 class SliceStackInferer(TissueSliceInferer):

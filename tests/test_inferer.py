@@ -129,3 +129,44 @@ def test_network_still_trains_after_inference(volume):
     loss = net(x, t, torch.rand(2, 3, 32, 32), mask=torch.rand(2, 1, 32, 32))[0].square().mean()
     loss.backward()  # raised "Inference tensors cannot be saved for backward" when the layout changed in inference mode
     assert any(p.grad is not None for p in net.parameters())
+
+
+class HalfSettledNet(torch.nn.Module):
+    """Stand-in: 'no lesion' (x0 = -1, all samples agree) on dark slices; elsewhere x0 = sign(x_t), which keeps each
+    sample's own random pattern to the end, so those samples never agree."""
+
+    def __init__(self):
+        super().__init__()
+        self.denoised = 0
+
+    def encode_image(self, image):
+        return image[:, 1:2]  # the centre slice of the stack
+
+    def denoise(self, x_t, timesteps, features):
+        self.denoised += x_t.shape[0]
+        dark = features.mean(dim=(1, 2, 3), keepdim=True) < 0.5
+        return torch.where(dark, -torch.ones_like(x_t), torch.sign(x_t))
+
+
+def test_adaptive_stopping_stops_only_settled_slices_and_changes_nothing_else():
+    """Slices whose samples agree leave after step 2; the others get all K steps and the same result as without it."""
+    volume = torch.cat([torch.full((1, 1, 16, 16, 3), 0.3), torch.full((1, 1, 16, 16, 3), 1.0)], dim=-1)
+    full_net, adaptive_net = HalfSettledNet(), HalfSettledNet()
+    full = make_inferer(num_samples=4, num_inference_steps=5, tissue_threshold=0.2)(volume, full_net)
+    adaptive = make_inferer(num_samples=4, num_inference_steps=5, tissue_threshold=0.2, stop_tolerance=0.05)(
+        volume, adaptive_net)
+    assert torch.equal(adaptive, full)
+    assert full_net.denoised == 6 * 4 * 5
+    assert adaptive_net.denoised == 3 * 4 * 2 + 3 * 4 * 5  # 3 dark slices stop after 2 of the 5 steps
+
+
+def test_adaptive_stopping_keeps_the_mask_of_the_shipped_model(network):
+    """Stated tolerance: with tau = 0.1 the mask Dice against all K steps is >= 0.99 on real slices of the sample."""
+    data = normalize_to_tissue(torch.as_tensor(nib.load(SAMPLE).get_fdata(), dtype=torch.float32)[None])
+    volume = data[..., [30, 45, 62, 90]][None]  # two slices without and two with tumour
+    ref = make_inferer(num_samples=4, num_inference_steps=5)(volume, network)[:, 0] > 0.5
+    fast = make_inferer(num_samples=4, num_inference_steps=5, stop_tolerance=0.1)(volume, network)[:, 0] > 0.5
+    assert ref.sum() > 500, "the tumour slices hold lesion, so the comparison means something"
+    assert 2 * float((ref & fast).sum()) / float(ref.sum() + fast.sum()) >= 0.99
+    with pytest.raises(ValueError, match="stop_tolerance"):
+        make_inferer(stop_tolerance=0.5)
