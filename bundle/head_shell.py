@@ -1,0 +1,116 @@
+"""Scalp, skull and face of a real head around a skull-stripped training brain (training augmentation).
+
+Real scans often arrive with the skull on, but the labelled training volumes are skull-stripped. This transform
+takes the non-brain part of a real full-head scan (default: the Colin27 T1 ``ch2`` and its brain ``ch2bet`` from
+Debian's ``mricron-data``), maps it onto the training volume by matching the two brains' bounding boxes (an axis-
+aligned affine in RAS world space, as in :mod:`bundle.synthesis`) and writes it into the background:
+
+    x'_v = x_v                  inside the target's brain B (its tissue, holes filled, dilated by 1 voxel)
+    x'_v = g * h_v / h_wm       outside B, where h = the head scan outside its own brain, g ~ U(gain_range)
+
+h_wm is the head scan's white-matter level (the median of its brain voxels above their mean). T1 and FLAIR agree on
+what matters here: scalp fat bright, bone, CSF and air dark, muscle intermediate. The volume is first padded by
+``margin`` voxels so the shell fits; the label is padded with zeros (no lesion outside the brain). Apply it before
+intensity normalisation so that the scale is computed on the whole head, as at inference.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.transforms import BorderPad, MapTransform, RandomizableTransform
+from monai.utils import convert_to_dst_type
+from scipy import ndimage
+
+from bundle.synthesis import _bounding_box_world
+
+COLIN27_HEAD = "/usr/share/mricron/templates/ch2.nii.gz"
+COLIN27_BRAIN = "/usr/share/mricron/templates/ch2bet.nii.gz"
+
+
+def load_head_shell(head_path: str, brain_path: str) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """(h / h_wm outside the brain and 0 inside, affine, brain box in world mm) of a full-head scan and its brain."""
+    for path in (head_path, brain_path):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"{path}: head scan for the skull-on augmentation not found (Debian/Ubuntu: apt-get install "
+                "mricron-data; or set head_shell_prob: 0)"
+            )
+    head_img = nib.load(head_path)
+    head = np.asarray(head_img.dataobj, dtype=np.float32)
+    brain = np.asarray(nib.load(brain_path).dataobj) > 0
+    if head.shape != brain.shape or not brain.any():
+        raise ValueError(f"{brain_path}: brain mask is empty or not on the grid of {head_path}")
+    tissue = head[brain]
+    white_matter = float(np.median(tissue[tissue >= tissue.mean()]))
+    shell = np.where(ndimage.binary_dilation(brain, iterations=2), 0.0, head / white_matter).astype(np.float32)
+    return shell, head_img.affine, _bounding_box_world(brain, head_img.affine)
+
+
+class RandHeadShelld(RandomizableTransform, MapTransform):
+    """With probability ``prob``, put a real head's scalp and skull around the skull-stripped brain of (image, label).
+
+    Args:
+        keys: (image key, label key); image (C, H, W, D) FLAIR in RAS with air = 0, label (1, H, W, D).
+        head: full-head scan (any grid).
+        brain: its brain mask (nonzero = brain) on the same grid.
+        gain_range: range of g, the shell intensity relative to the brain's white matter.
+        margin: voxels of padding added on every side before the shell is written.
+        tissue_threshold: voxels of the (normalised) image above this are the target's brain.
+    """
+
+    backend = [torch.Tensor.__name__]
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        head: str = COLIN27_HEAD,
+        brain: str = COLIN27_BRAIN,
+        prob: float = 0.5,
+        gain_range: tuple[float, float] = (0.6, 1.3),
+        margin: int = 12,
+        tissue_threshold: float = 0.2,
+    ) -> None:
+        MapTransform.__init__(self, keys)
+        RandomizableTransform.__init__(self, prob)
+        if len(self.keys) != 2:
+            raise ValueError(f"keys must be (image, label), got {self.keys}")
+        self.shell, self.shell_affine, self.source_box = load_head_shell(head, brain) if prob > 0 else (None,) * 3
+        self.gain_range, self.tissue_threshold = gain_range, tissue_threshold
+        self.pad = BorderPad(spatial_border=margin)
+
+    def shell_on_target(self, target_brain: np.ndarray, affine: np.ndarray) -> np.ndarray:
+        """The head shell resampled onto the target grid: source brain box -> target brain box, trilinear."""
+        lo_t, hi_t = _bounding_box_world(target_brain, affine)
+        lo_s, hi_s = self.source_box
+        scale = (hi_t - lo_t) / np.maximum(hi_s - lo_s, 1e-3)
+        world_t2s = np.eye(4)
+        world_t2s[:3, :3] = np.diag(1 / scale)
+        world_t2s[:3, 3] = lo_s - lo_t / scale
+        vox = np.linalg.inv(self.shell_affine) @ world_t2s @ affine
+        return ndimage.affine_transform(self.shell, vox[:3, :3], vox[:3, 3], output_shape=target_brain.shape, order=1)
+
+    def __call__(self, data):
+        d = dict(data)
+        self.randomize(None)
+        if not self._do_transform:
+            return d
+        image_key, label_key = self.keys
+        image, label = self.pad(d[image_key]), self.pad(d[label_key])
+        affine = np.asarray(image.affine, dtype=np.float64) if hasattr(image, "affine") else np.eye(4)
+        img = torch.as_tensor(image).float().numpy()
+        tissue = (img > self.tissue_threshold).any(0)
+        if not tissue.any():
+            return d
+        brain = ndimage.binary_dilation(ndimage.binary_fill_holes(tissue), iterations=1)
+        shell = self.shell_on_target(tissue, affine) * self.R.uniform(*self.gain_range)
+        values = img[:, tissue]
+        scale = float(np.median(values[values >= values.mean()]))  # the image's white-matter level, as h_wm
+        out = np.where(brain[None], img, scale * shell[None])
+        d[image_key] = convert_to_dst_type(out, dst=image, dtype=torch.float32)[0]
+        d[label_key] = label
+        return d
