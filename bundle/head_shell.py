@@ -26,7 +26,7 @@ from monai.transforms import BorderPad, MapTransform, RandomizableTransform
 from monai.utils import convert_to_dst_type
 from scipy import ndimage
 
-from bundle.synthesis import _bounding_box_world
+from bundle.synthesis import bounding_box_world, resample_by_brain_box
 
 COLIN27_HEAD = "/usr/share/mricron/templates/ch2.nii.gz"
 COLIN27_BRAIN = "/usr/share/mricron/templates/ch2bet.nii.gz"
@@ -48,7 +48,7 @@ def load_head_shell(head_path: str, brain_path: str) -> tuple[np.ndarray, np.nda
     tissue = head[brain]
     white_matter = float(np.median(tissue[tissue >= tissue.mean()]))
     shell = np.where(ndimage.binary_dilation(brain, iterations=2), 0.0, head / white_matter).astype(np.float32)
-    return shell, head_img.affine, _bounding_box_world(brain, head_img.affine)
+    return shell, head_img.affine, bounding_box_world(brain, head_img.affine)
 
 
 class RandHeadShelld(RandomizableTransform, MapTransform):
@@ -83,17 +83,6 @@ class RandHeadShelld(RandomizableTransform, MapTransform):
         self.gain_range, self.tissue_threshold = gain_range, tissue_threshold
         self.pad = BorderPad(spatial_border=margin)
 
-    def shell_on_target(self, target_brain: np.ndarray, affine: np.ndarray) -> np.ndarray:
-        """The head shell resampled onto the target grid: source brain box -> target brain box, trilinear."""
-        lo_t, hi_t = _bounding_box_world(target_brain, affine)
-        lo_s, hi_s = self.source_box
-        scale = (hi_t - lo_t) / np.maximum(hi_s - lo_s, 1e-3)
-        world_t2s = np.eye(4)
-        world_t2s[:3, :3] = np.diag(1 / scale)
-        world_t2s[:3, 3] = lo_s - lo_t / scale
-        vox = np.linalg.inv(self.shell_affine) @ world_t2s @ affine
-        return ndimage.affine_transform(self.shell, vox[:3, :3], vox[:3, 3], output_shape=target_brain.shape, order=1)
-
     def __call__(self, data):
         d = dict(data)
         self.randomize(None)
@@ -107,7 +96,9 @@ class RandHeadShelld(RandomizableTransform, MapTransform):
         if not tissue.any():
             return d
         brain = ndimage.binary_dilation(ndimage.binary_fill_holes(tissue), iterations=1)
-        shell = self.shell_on_target(tissue, affine) * self.R.uniform(*self.gain_range)
+        target_box = bounding_box_world(tissue, affine)
+        shell = resample_by_brain_box(self.shell, self.shell_affine, self.source_box, target_box, affine, tissue.shape)
+        shell = shell * self.R.uniform(*self.gain_range)
         values = img[:, tissue]
         scale = float(np.median(values[values >= values.mean()]))  # the image's white-matter level, as h_wm
         out = np.where(brain[None], img, scale * shell[None])

@@ -24,12 +24,33 @@ from monai.utils import convert_to_dst_type
 from scipy import ndimage
 
 
-def _bounding_box_world(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def bounding_box_world(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Min and max world (mm) coordinates of the voxels of ``mask``."""
     idx = np.argwhere(mask)
     corners = np.stack([idx.min(0), idx.max(0)]).astype(np.float64)
     world = corners @ affine[:3, :3].T + affine[:3, 3]
     return world.min(0), world.max(0)
+
+
+def resample_by_brain_box(
+    source: np.ndarray,
+    source_affine: np.ndarray,
+    source_box: tuple[np.ndarray, np.ndarray],
+    target_box: tuple[np.ndarray, np.ndarray],
+    target_affine: np.ndarray,
+    target_shape: tuple[int, ...],
+) -> np.ndarray:
+    """``source`` on the target grid (trilinear), mapping the source brain box onto the target brain box.
+
+    world_s = lo_s + (world_t - lo_t) / scale,   scale = (hi_t - lo_t) / (hi_s - lo_s)   (per axis, RAS mm)
+    """
+    (lo_s, hi_s), (lo_t, hi_t) = source_box, target_box
+    scale = (hi_t - lo_t) / np.maximum(hi_s - lo_s, 1e-3)
+    world_t2s = np.eye(4)
+    world_t2s[:3, :3] = np.diag(1 / scale)
+    world_t2s[:3, 3] = lo_s - lo_t / scale
+    vox = np.linalg.inv(source_affine) @ world_t2s @ target_affine  # target voxel -> source voxel
+    return ndimage.affine_transform(source, vox[:3, :3], vox[:3, 3], output_shape=target_shape, order=1)
 
 
 class SynthesizeLesionsd(RandomizableTransform, MapTransform):
@@ -69,7 +90,7 @@ class SynthesizeLesionsd(RandomizableTransform, MapTransform):
         self.masks = [self._load(path) for path in lesion_masks] if prob > 0 else []
         if prob > 0:
             brain = nib.load(brain_mask)
-            self.source_box = _bounding_box_world(np.asarray(brain.dataobj) > 0, brain.affine)
+            self.source_box = bounding_box_world(np.asarray(brain.dataobj) > 0, brain.affine)
         self.ratio_range, self.blur_sigma, self.noise_std = ratio_range, blur_sigma, noise_std
         self.exclusion_margin, self.tissue_threshold = exclusion_margin, tissue_threshold
 
@@ -80,16 +101,8 @@ class SynthesizeLesionsd(RandomizableTransform, MapTransform):
 
     def lesion_on_target(self, mask: np.ndarray, mask_affine: np.ndarray, target, affine: np.ndarray) -> np.ndarray:
         """Soft lesion mask on the target grid: source brain box -> target brain box, trilinear, blurred."""
-        tissue = target > self.tissue_threshold
-        lo_t, hi_t = _bounding_box_world(tissue, affine)
-        lo_s, hi_s = self.source_box
-        scale = (hi_t - lo_t) / np.maximum(hi_s - lo_s, 1e-3)
-        # target voxel -> target world -> source world -> source voxel
-        world_t2s = np.eye(4)
-        world_t2s[:3, :3] = np.diag(1 / scale)
-        world_t2s[:3, 3] = lo_s - lo_t / scale
-        vox = np.linalg.inv(mask_affine) @ world_t2s @ affine
-        soft = ndimage.affine_transform(mask, vox[:3, :3], vox[:3, 3], output_shape=target.shape, order=1)
+        target_box = bounding_box_world(target > self.tissue_threshold, affine)
+        soft = resample_by_brain_box(mask, mask_affine, self.source_box, target_box, affine, target.shape)
         return ndimage.gaussian_filter(soft, self.blur_sigma) if self.blur_sigma > 0 else soft
 
     def __call__(self, data):
