@@ -165,13 +165,14 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         features = network.encode_image(stacks).repeat_interleave(n, dim=0)  # f^I once, reused for all steps
         soft = torch.empty((s, n, h, w), device=stacks.device)  # final estimates, per slice
         active = torch.arange(s, device=stacks.device)  # slices still being denoised
+        adaptive_steps = len(self.scheduler.timesteps) - 1 if self.stop_tolerance > 0 else 0  # never after the last
         previous = None
         for k, t in enumerate(self.scheduler.timesteps):
             timesteps = torch.full((x.shape[0],), int(t), device=stacks.device, dtype=torch.long)
             output = network.denoise(x, timesteps, features).float()  # the DDIM update itself in float32
             x, x0 = self.scheduler.step(output, int(t), x, eta=self.eta, generator=generator)
-            current = ((x0.float() + 1) / 2).clamp(0, 1).reshape(-1, n, h, w)
-            if self.stop_tolerance > 0 and k + 1 < len(self.scheduler.timesteps):
+            if k < adaptive_steps:
+                current = self._soft(x0, n)
                 if previous is not None:
                     settled = self._settled(current, previous)
                     soft[active[settled]] = current[settled]
@@ -180,9 +181,19 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
                     rows = keep.repeat_interleave(n)
                     x, features = self._layout(x[rows]), self._layout(features[rows])
                     if not len(active):
-                        break
+                        return self._mean_and_spread(soft)
                 previous = current
-        soft[active] = current
+        soft[active] = self._soft(x0, n)
+        return self._mean_and_spread(soft)
+
+    @staticmethod
+    def _soft(x0: torch.Tensor, n: int) -> torch.Tensor:
+        """Soft masks s = (x0 + 1) / 2 in [0, 1], (S * N, 1, H, W) -> (S, N, H, W)."""
+        return ((x0.float() + 1) / 2).clamp(0, 1).reshape(-1, n, *x0.shape[-2:])
+
+    @staticmethod
+    def _mean_and_spread(soft: torch.Tensor) -> torch.Tensor:
+        """(S, N, H, W) soft masks -> (S, 2, H, W): p = mean_n s_n and sigma = sqrt(mean_n (s_n - p)^2)."""
         return torch.stack([soft.mean(dim=1), soft.std(dim=1, unbiased=False)], dim=1)
 
     def _settled(self, current: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+import torch
+from monai.data import MetaTensor
 
 BUNDLE_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LESION_BUNDLE_SHARED", BUNDLE_ROOT.parent / "shared"))
@@ -56,3 +58,18 @@ def dicom_world_samples(folder, every: int = 37):
         points.append(lps * [-1, -1, 1])
         values.append(ds.pixel_array[r, c])
     return np.concatenate(points), np.concatenate(values)
+
+
+def sphere_phantom(radius_voxels: float, lesion: tuple[slice, ...] | None = None) -> dict:
+    """A 20^3 volume of 2 mm voxels centred on world 0: a tissue sphere (1.0) and, optionally, a labelled lesion box.
+
+    Returns {"image", "label"} as (1, 20, 20, 20) MetaTensors in RAS, for the training transforms' phantom tests.
+    """
+    image = (np.sqrt(((np.indices((20, 20, 20)) - 10) ** 2).sum(0)) < radius_voxels).astype(np.float32)
+    label = np.zeros_like(image)
+    if lesion is not None:
+        label[lesion] = 1
+    affine = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0]))
+    affine[:3, 3] = -20
+    return {"image": MetaTensor(image[None], affine=affine), "label": MetaTensor(label[None], affine=affine)}
+

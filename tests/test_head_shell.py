@@ -14,7 +14,7 @@ from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Orientati
 
 from bundle.head_shell import COLIN27_BRAIN, COLIN27_HEAD, RandHeadShelld
 from bundle.intensity import histogram_peak, normalize_to_tissue
-from conftest import BUNDLE_ROOT, GLIOMA, SAMPLE, require_shared, run_bundle
+from conftest import BUNDLE_ROOT, GLIOMA, SAMPLE, require_shared, run_bundle, sphere_phantom
 
 
 @pytest.fixture
@@ -32,13 +32,7 @@ def head(tmp_path):
 
 def skull_stripped():
     """Target: a brain sphere (r 6 voxels of 2 mm, tissue 1.0) with a labelled lesion, in a 20^3 volume."""
-    grid = np.sqrt(((np.indices((20, 20, 20)) - 10) ** 2).sum(0))
-    image = (grid < 6).astype(np.float32)
-    label = np.zeros_like(image)
-    label[9:12, 9:12, 9:12] = 1
-    affine = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0]))
-    affine[:3, 3] = -20
-    return {"image": MetaTensor(image[None], affine=affine), "label": MetaTensor(label[None], affine=affine)}
+    return sphere_phantom(6, np.s_[9:12, 9:12, 9:12])
 
 
 def test_shell_surrounds_the_brain_and_leaves_brain_and_label_alone(head):

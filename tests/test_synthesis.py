@@ -9,6 +9,7 @@ import torch
 from monai.data import MetaTensor
 
 from bundle.synthesis import SynthesizeLesionsd
+from conftest import sphere_phantom
 
 
 @pytest.fixture
@@ -27,14 +28,7 @@ def sources(tmp_path):
 
 def phantom(existing_lesion: bool):
     """Target: the same brain at 2 mm voxels (20^3, tissue = 1.0), optionally with a labelled lesion."""
-    grid = np.indices((20, 20, 20)) - 10
-    image = (np.sqrt((grid**2).sum(0)) < 7.5).astype(np.float32)
-    label = np.zeros_like(image)
-    if existing_lesion:
-        label[12:15, 8:12, 8:12] = 1
-    affine = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0]))
-    affine[:3, 3] = -20
-    return {"image": MetaTensor(image[None], affine=affine), "label": MetaTensor(label[None], affine=affine)}
+    return sphere_phantom(7.5, np.s_[12:15, 8:12, 8:12] if existing_lesion else None)
 
 
 def test_inserts_the_lesion_where_the_brains_correspond(sources):
