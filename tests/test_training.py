@@ -90,3 +90,26 @@ def test_multi_gpu_config_runs_ddp_on_two_cpu_processes(datalist, tmp_path):
     )
     assert (out / "model.pt").exists() and (out / "resume_checkpoint_epoch=1.pt").exists()
     torch.load(out / "model.pt", weights_only=True)
+
+
+def test_ema_overlay_saves_the_moving_average_of_the_weights(datalist, tmp_path):
+    """configs/ema.yaml: theta_ema <- (1 - m) theta_ema + m theta after each iteration. With one iteration per epoch
+    the epoch-2 average must equal (1 - m) * (epoch-1 average) + m * (epoch-2 weights); it is what model_final.pt
+    holds and what the resume checkpoint keeps."""
+    m = 0.3
+    out = tmp_path / "ema"
+    train(datalist, out, "--max_epochs", "2", "--epoch_length", "1", "--ema_momentum", str(m),
+          "--train#resume_saver#n_saved", "2",
+          config="['configs/train.yaml','configs/ema.yaml']")
+    first = torch.load(out / "resume_checkpoint_epoch=1.pt", weights_only=True)
+    last = torch.load(out / "resume_checkpoint_epoch=2.pt", weights_only=True)
+    final = torch.load(out / "model_final.pt", weights_only=True)
+    assert set(final) == set(last["model"]) == set(last["ema_model"])
+    for k, theta in last["model"].items():
+        if not theta.is_floating_point():
+            continue
+        expected = (1 - m) * first["ema_model"][k] + m * theta
+        torch.testing.assert_close(last["ema_model"][k], expected, rtol=1e-5, atol=1e-7, msg=k)
+        assert torch.equal(final[k], last["ema_model"][k]), k
+    moved = [k for k in last["model"] if not torch.equal(last["model"][k], last["ema_model"][k])]
+    assert moved, "the average equals the trained weights: the EMA is not applied"
