@@ -94,13 +94,15 @@ def test_multi_gpu_config_runs_ddp_on_two_cpu_processes(datalist, tmp_path):
 
 def test_ema_overlay_saves_the_moving_average_of_the_weights(datalist, tmp_path):
     """configs/ema.yaml: theta_ema <- (1 - m) theta_ema + m theta after each iteration. With one iteration per epoch
-    the epoch-2 average must equal (1 - m) * (epoch-1 average) + m * (epoch-2 weights); it is what model_final.pt
-    holds and what the resume checkpoint keeps."""
+    the epoch-2 average must equal (1 - m) * (epoch-1 average) + m * (epoch-2 weights), also across a resume (the
+    average is restored, not restarted from the weights); it is what model_final.pt holds."""
     m = 0.3
     out = tmp_path / "ema"
-    train(datalist, out, "--max_epochs", "2", "--epoch_length", "1", "--ema_momentum", str(m),
-          "--train#resume_saver#n_saved", "2",
-          config="['configs/train.yaml','configs/ema.yaml']")
+    run = lambda epochs, *extra: train(
+        datalist, out, "--max_epochs", str(epochs), "--epoch_length", "1", "--ema_momentum", str(m),
+        "--train#resume_saver#n_saved", "2", *extra, config="['configs/train.yaml','configs/ema.yaml']")
+    run(1)
+    run(2, "--resume_from", str(out / "resume_checkpoint_epoch=1.pt"))
     first = torch.load(out / "resume_checkpoint_epoch=1.pt", weights_only=True)
     last = torch.load(out / "resume_checkpoint_epoch=2.pt", weights_only=True)
     final = torch.load(out / "model_final.pt", weights_only=True)
