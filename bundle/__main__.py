@@ -6,6 +6,8 @@ Commands:
     benchmark  time and memory of the default inference vs DDPM-1000 vs a deterministic U-Net (see bundle.benchmark)
     benchmark-sweep  sampling time against N and K, JSON and SVG plot (see bundle.sweep)
     sampler-agreement  few-step DDIM vs DDPM-1000 masks on lesion slices of labelled cases (see bundle.sampler_agreement)
+    healthy-anatomy  pseudo-FLAIR healthy MNI brains (empty labels) as training anatomy for synthetic MS lesions
+                     (see bundle.healthy_anatomy)
     review     one HTML page showing a batch of inference outputs, worst uncertainty first (see bundle.review)
     label-serve  a MONAI Label 0.8.5 server for this bundle on 127.0.0.1 (see bundle.label.serve)
 
@@ -20,6 +22,7 @@ import fire
 from bundle.benchmark import benchmark, worker
 from bundle.evaluate import evaluate
 from bundle.export import export_torchscript
+from bundle.healthy_anatomy import healthy_cases
 from bundle.label.serve import label_serve
 from bundle.review import review
 from bundle.sampler_agreement import sampler_agreement
@@ -34,6 +37,7 @@ def main() -> None:
             "benchmark": benchmark,
             "benchmark-sweep": sweep,
             "sampler-agreement": sampler_agreement,
+            "healthy-anatomy": healthy_cases,
             "review": review,
             "label-serve": label_serve,
             "benchmark-worker": worker,  # one measurement in its own process (used by benchmark)
