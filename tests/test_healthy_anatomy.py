@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 
 import nibabel as nib
 import numpy as np
 import pytest
+from monai.bundle import ConfigParser
+from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
 
-from bundle.healthy_anatomy import healthy_cases, pseudo_flair
+from bundle.healthy_anatomy import COLIN27_BRAIN, healthy_cases, pseudo_flair
+from bundle.intensity import NormalizeToTissued
+from bundle.synthesis import SynthesizeLesionsd
+from conftest import BUNDLE_ROOT, SHARED_DATA, require_shared
 
 PEAKS = (30.0, 85.0, 113.0)
+MNI_MASKS = SHARED_DATA / "open_ms_data" / "lesion_masks_mni"
+MNI_BRAIN = SHARED_DATA / "open_ms_data" / "cross_sectional_mni" / "patient26_FLAIR.nii.gz"  # training's source box
 
 
 def test_pseudo_flair_maps_the_tissue_peaks_to_flair_contrast():
@@ -70,3 +78,38 @@ def test_healthy_cases_write_images_empty_labels_and_an_extended_datalist(tmp_pa
 def test_missing_t1_names_the_file_and_the_package(tmp_path):
     with pytest.raises(FileNotFoundError, match="mricron-data"):
         healthy_cases(str(tmp_path), t1=str(tmp_path / "absent.nii.gz"))
+
+
+@pytest.fixture(scope="module")
+def colin_case(tmp_path_factory):
+    """One pseudo-FLAIR Colin27 case (the default source), skipped when mricron-data is not installed."""
+    if not os.path.isfile(COLIN27_BRAIN):
+        pytest.skip(f"needs the Colin27 brain of Debian's mricron-data: {COLIN27_BRAIN} is absent")
+    return healthy_cases(str(tmp_path_factory.mktemp("healthy")), contrasts=((1.22, 0.20),))[0]
+
+
+def test_a_real_lesion_mask_lands_at_its_own_mni_location_on_the_healthy_brain(colin_case):
+    require_shared(MNI_MASKS, MNI_BRAIN)
+    mask_path = sorted(MNI_MASKS.glob("*.nii.gz"))[0]
+    load = Compose([LoadImaged(["image", "label"], image_only=True), EnsureChannelFirstd(["image", "label"]),
+                    NormalizeToTissued("image", method="mode")])
+    case = load(colin_case)
+    synth = SynthesizeLesionsd(["image", "label"], [str(mask_path)], str(MNI_BRAIN), prob=1.0, ratio_range=(1.4, 1.4))
+    out = synth.set_random_state(0)(case)
+    lesion = np.asarray(out["label"][0]) > 0
+    mask = nib.load(mask_path)
+    world = lambda idx, affine: (idx @ affine[:3, :3].T + affine[:3, 3]).mean(0)
+    placed = world(np.argwhere(lesion).astype(float), np.asarray(case["image"].affine))
+    source = world(np.argwhere(np.asarray(mask.dataobj) > 0).astype(float), mask.affine)
+    assert lesion.sum() > 100
+    assert np.linalg.norm(placed - source) < 10.0  # mm: both brains are in MNI space
+
+
+def test_training_preprocessing_takes_a_healthy_case_with_its_empty_label(colin_case):
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLE_ROOT / "configs" / "train.yaml"))
+    parser.update({"bundle_root": str(BUNDLE_ROOT), "synthesis_prob": 0.0})
+    patches = parser.get_parsed_content("train#preprocessing")(colin_case)
+    assert len(patches) == parser.get_parsed_content("patches_per_volume")
+    assert all(float(p["label"].sum()) == 0 for p in patches)  # no lesion unless one is synthesised
+    assert all(float(p["image"].max()) > 0.5 for p in patches)  # patch centres fall on the brain, not on air
