@@ -23,8 +23,8 @@ import nibabel as nib
 import numpy as np
 
 from bundle.data import training_datalist
+from bundle.head_shell import COLIN27_BRAIN
 
-COLIN27_BRAIN = "/usr/share/mricron/templates/ch2bet.nii.gz"
 COLIN27_PEAKS = (30.0, 85.0, 113.0)  # CSF, grey and white matter peaks of ch2bet's T1 histogram (1-unit bins)
 CONTRASTS = ((1.12, 0.30), (1.22, 0.20), (1.30, 0.45))  # (g, c): grey/white and CSF/white ratios, one case each
 
