@@ -49,7 +49,7 @@ def healthy_cases(
     contrasts: Sequence[Sequence[float]] = CONTRASTS,
     datalist: str | None = None,
 ) -> list[dict]:
-    """Write one pseudo-FLAIR and one empty label per contrast to ``output_dir``; return their datalist entries.
+    """Write one pseudo-FLAIR per contrast and their shared empty label to ``output_dir``; return datalist entries.
 
     With ``datalist`` (an MSD-style JSON), also write ``output_dir/datalist.json``: that datalist with absolute paths
     and the healthy cases added to its "training" list (train with ``--datalist output_dir/datalist.json``).
@@ -60,12 +60,12 @@ def healthy_cases(
     img = nib.load(t1)
     t1_data = np.asarray(img.dataobj, dtype=np.float32)
     name = os.path.basename(t1).split(".")[0]
+    label = os.path.abspath(os.path.join(output_dir, f"{name}_label.nii.gz"))  # healthy: the same empty mask for all
+    nib.save(nib.Nifti1Image(np.zeros(t1_data.shape, np.uint8), img.affine), label)
     entries = []
     for i, (gm_ratio, csf_ratio) in enumerate(contrasts):
         image = os.path.abspath(os.path.join(output_dir, f"{name}_g{gm_ratio:.2f}_c{csf_ratio:.2f}_flair.nii.gz"))
-        label = image.replace("_flair.nii.gz", "_label.nii.gz")
         nib.save(nib.Nifti1Image(pseudo_flair(t1_data, peaks, gm_ratio, csf_ratio, seed=i), img.affine), image)
-        nib.save(nib.Nifti1Image(np.zeros(t1_data.shape, np.uint8), img.affine), label)
         entries.append({"image": image, "label": label})
     if datalist is not None:
         with open(datalist) as f:
