@@ -13,6 +13,10 @@ slice leaves the batch after step k >= 2 once its samples agree and have stopped
     max_{n,v} |s_n^(k) - p^(k)| < tau   and   max_{n,v} |s_n^(k) - s_n^(k-1)| < tau,
 
 and keeps its step-k estimates; the slices that are still uncertain get all K steps.
+
+With mirroring (``mirror``), the odd-numbered samples see the left-right mirrored slice stack M(x) and their
+masks are mirrored back, s_n = M(s_n') (M = flip of the first in-plane axis, R-L after ``Orientationd`` RAS; M M = I),
+so the N samples average over both views at the same denoiser cost; f^I runs once per view.
 """
 
 from __future__ import annotations
@@ -125,6 +129,7 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         min_tissue_fraction: slices with a smaller tissue fraction are skipped.
         channels_last, precision: speed settings (see ``TissueSliceInferer``).
         stop_tolerance: tau of adaptive stopping (module docstring); 0 runs all K steps on every slice.
+        mirror: odd-numbered samples see the left-right mirrored slices (module docstring); needs N >= 2.
     """
 
     def __init__(
@@ -141,6 +146,7 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         channels_last: bool = True,
         precision: str = "auto",
         stop_tolerance: float = 0.0,
+        mirror: bool = False,
     ) -> None:
         super().__init__(
             context_slices, slice_batch_size, tissue_threshold, min_tissue_fraction, seed, channels_last, precision
@@ -149,7 +155,10 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
             raise ValueError(f"num_samples ({num_samples}) and num_inference_steps ({num_inference_steps}) must be >= 1")
         if not 0 <= stop_tolerance < 0.5:
             raise ValueError(f"stop_tolerance must be in [0, 0.5), got {stop_tolerance}")
+        if mirror and num_samples < 2:
+            raise ValueError(f"mirror needs num_samples >= 2 (one sample per view), got {num_samples}")
         self.stop_tolerance = stop_tolerance
+        self.mirror = mirror
         self.scheduler = scheduler
         self.num_samples = num_samples
         self.num_inference_steps = num_inference_steps
@@ -162,7 +171,7 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         """DDIM-sample N soft masks per slice stack (S, C', H, W); returns (S, 2, H, W): mean and spread."""
         n, (s, _, h, w) = self.num_samples, stacks.shape
         x = self._layout(torch.randn((s * n, 1, h, w), generator=generator, device=stacks.device))
-        features = network.encode_image(stacks).repeat_interleave(n, dim=0)  # f^I once, reused for all steps
+        features = self._features(stacks, network, n)  # f^I once per view, reused for all steps and samples
         soft = torch.empty((s, n, h, w), device=stacks.device)  # final estimates, per slice
         active = torch.arange(s, device=stacks.device)  # slices still being denoised
         adaptive_steps = len(self.scheduler.timesteps) - 1 if self.stop_tolerance > 0 else 0  # never after the last
@@ -186,10 +195,21 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         soft[active] = self._soft(x0, n)
         return self._mean_and_spread(soft)
 
-    @staticmethod
-    def _soft(x0: torch.Tensor, n: int) -> torch.Tensor:
-        """Soft masks s = (x0 + 1) / 2 in [0, 1], (S * N, 1, H, W) -> (S, N, H, W)."""
-        return ((x0.float() + 1) / 2).clamp(0, 1).reshape(-1, n, *x0.shape[-2:])
+    def _features(self, stacks: torch.Tensor, network: torch.nn.Module, n: int) -> torch.Tensor:
+        """f^I of each slice stack repeated for its N samples, (S * N, F, h, w); odd samples get the mirrored view's."""
+        features = network.encode_image(stacks)
+        if not self.mirror:
+            return features.repeat_interleave(n, dim=0)
+        mirrored = network.encode_image(self._layout(stacks.flip(-2)))
+        views = torch.arange(n, device=stacks.device) % 2  # 0: as given, 1: mirrored
+        return self._layout(torch.stack([features, mirrored], dim=1)[:, views].flatten(0, 1))
+
+    def _soft(self, x0: torch.Tensor, n: int) -> torch.Tensor:
+        """Soft masks s = (x0 + 1) / 2 in [0, 1], (S * N, 1, H, W) -> (S, N, H, W), mirrored samples mirrored back."""
+        soft = ((x0.float() + 1) / 2).clamp(0, 1).reshape(-1, n, *x0.shape[-2:])
+        if self.mirror:
+            soft[:, 1::2] = soft[:, 1::2].flip(-2)
+        return soft
 
     @staticmethod
     def _mean_and_spread(soft: torch.Tensor) -> torch.Tensor:
