@@ -16,6 +16,8 @@ d. ``default_plain`` (optional, ``--modes``): path a with the speed settings off
    the gain of channels_last + bf16 is a ratio measured in the same run;
 e. ``default_adaptive`` (optional, ``--modes``): path a with adaptive stopping (``stop_tolerance`` = ADAPTIVE_TOLERANCE,
    see ``bundle.inferer``).
+f. ``default_unmirrored`` (optional, ``--modes``): path a with mirror ensembling off (``mirror`` = false), so the
+   cost of mirroring is a ratio measured in the same run.
 
 Each measurement runs in its own process so its peak RSS (``getrusage``) and CUDA peak are its own. The JSON holds
 the times, the ratios b/a and a/c, N, K, device name, torch version and thread count.
@@ -39,6 +41,7 @@ DEFAULT_INPUT = os.path.join("..", "shared", "data", "open_ms_data", "cross_sect
 MODES = ("default", "ddpm1000", "unet")
 PLAIN = {"channels_last": False, "precision": "fp32"}
 ADAPTIVE_TOLERANCE = 0.1
+UNMIRRORED = {"mirror": False}
 
 
 def _parser(bundle_root: str, device: str):
@@ -103,6 +106,7 @@ def worker(
         "default": lambda p: _run_default(p, input, device),
         "default_plain": lambda p: _run_default(p, input, device, PLAIN),
         "default_adaptive": lambda p: _run_default(p, input, device, {"stop_tolerance": ADAPTIVE_TOLERANCE}),
+        "default_unmirrored": lambda p: _run_default(p, input, device, UNMIRRORED),
         "ddpm1000": lambda p: _run_ddpm(p, input, device, ddpm_slices, ddpm_steps),
         "unet": lambda p: _run_unet(p, input, device),
     }
@@ -191,6 +195,10 @@ def benchmark(
         report["ratio_plain_over_default"] = results["default_plain"]["median_s"] / results["default"]["median_s"]
     if "default" in results and "default_adaptive" in results:
         report["ratio_default_over_adaptive"] = results["default"]["median_s"] / results["default_adaptive"]["median_s"]
+    if "default" in results and "default_unmirrored" in results:
+        report["ratio_default_over_unmirrored"] = (
+            results["default"]["median_s"] / results["default_unmirrored"]["median_s"]
+        )
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
         json.dump(report, f, indent=2)

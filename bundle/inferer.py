@@ -129,7 +129,7 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         min_tissue_fraction: slices with a smaller tissue fraction are skipped.
         channels_last, precision: speed settings (see ``TissueSliceInferer``).
         stop_tolerance: tau of adaptive stopping (module docstring); 0 runs all K steps on every slice.
-        mirror: odd-numbered samples see the left-right mirrored slices (module docstring); needs N >= 2.
+        mirror: odd-numbered samples see the left-right mirrored slices (module docstring); no effect with N = 1.
     """
 
     def __init__(
@@ -155,8 +155,6 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
             raise ValueError(f"num_samples ({num_samples}) and num_inference_steps ({num_inference_steps}) must be >= 1")
         if not 0 <= stop_tolerance < 0.5:
             raise ValueError(f"stop_tolerance must be in [0, 0.5), got {stop_tolerance}")
-        if mirror and num_samples < 2:
-            raise ValueError(f"mirror needs num_samples >= 2 (one sample per view), got {num_samples}")
         self.stop_tolerance = stop_tolerance
         self.mirror = mirror
         self.scheduler = scheduler
@@ -198,7 +196,7 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
     def _features(self, stacks: torch.Tensor, network: torch.nn.Module, n: int) -> torch.Tensor:
         """f^I of each slice stack repeated for its N samples, (S * N, F, h, w); odd samples get the mirrored view's."""
         features = network.encode_image(stacks)
-        if not self.mirror:
+        if not self.mirror or n < 2:
             return features.repeat_interleave(n, dim=0)
         mirrored = network.encode_image(self._layout(stacks.flip(-2)))
         views = torch.arange(n, device=stacks.device) % 2  # 0: as given, 1: mirrored
@@ -227,8 +225,16 @@ class SliceStackInferer(TissueSliceInferer):
     """Deterministic baseline on the same 2.5D slice stacks: probability ``sigmoid(network(stack))``, uncertainty 0.
 
     Same output layout as ``DiffusionEnsembleInferer``, so the same postprocessing, report and evaluation apply.
+    With ``mirror`` the probability is the mean over the slices as given and mirrored back from the left-right
+    mirrored slices, p = (sigmoid(f(x)) + M(sigmoid(f(M(x))))) / 2 (two forward passes).
     """
+
+    def __init__(self, *args, mirror: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.mirror = mirror
 
     def predict(self, stacks: torch.Tensor, network: torch.nn.Module, generator: torch.Generator) -> torch.Tensor:
         prob = torch.sigmoid(network(stacks).float())
+        if self.mirror:
+            prob = (prob + torch.sigmoid(network(self._layout(stacks.flip(-2))).float()).flip(-2)) / 2
         return torch.cat([prob, torch.zeros_like(prob)], dim=1)

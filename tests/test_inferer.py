@@ -6,7 +6,7 @@ import torch
 from monai.data import MetaTensor
 
 from bundle.export import load_network
-from bundle.inferer import DiffusionEnsembleInferer
+from bundle.inferer import DiffusionEnsembleInferer, SliceStackInferer
 from bundle.intensity import normalize_to_tissue
 from bundle.scheduler import DDIMScheduler
 from bundle.slices import slice_stacks, stack_to_channels
@@ -193,7 +193,7 @@ class CopyNet(NoisyEchoNet):
 def test_mirror_averages_the_two_views_and_maps_masks_back(volume):
     """Odd samples see the mirrored slices: a predictor that marks 'the left half of what it sees' then marks the
     left half in even samples and, mapped back, the right half in odd ones (p = 0.5 everywhere, spread 0.5);
-    a voxel-wise predictor gives the same result with and without mirroring."""
+    a voxel-wise predictor gives the same result with and without mirroring; one sample is never mirrored."""
     plain = make_inferer(num_samples=4)(volume, LeftHalfNet())
     mirrored = make_inferer(num_samples=4, mirror=True)(volume, LeftHalfNet())
     tissue = plain[0, 0].amax(dim=(0, 1)) > 0  # slices that were predicted (the 2 empty ones stay 0)
@@ -202,5 +202,20 @@ def test_mirror_averages_the_two_views_and_maps_masks_back(volume):
     torch.testing.assert_close(mirrored[0, 1][..., tissue], torch.full((64, 64, int(tissue.sum())), 0.5))
     torch.testing.assert_close(
         make_inferer(num_samples=4, mirror=True)(volume, CopyNet()), make_inferer(num_samples=4)(volume, CopyNet()))
-    with pytest.raises(ValueError, match="mirror"):
-        make_inferer(num_samples=1, mirror=True)
+    one = make_inferer(num_samples=1, mirror=True)(volume, LeftHalfNet())  # one sample: nothing to mirror
+    assert torch.equal(one, make_inferer(num_samples=1)(volume, LeftHalfNet()))
+
+
+def test_baseline_mirror_averages_the_view_and_the_mirrored_view(volume):
+    """A 'network' that is confident on the left half of what it sees gives p = 0.5 everywhere once mirrored back."""
+
+    class LeftHalfLogits(torch.nn.Module):
+        def forward(self, stacks):
+            return 20.0 * LeftHalfNet().denoise(stacks[:, :1], None, None)
+
+    left_half_logits = LeftHalfLogits()
+    plain = SliceStackInferer(context_slices=1)(volume, left_half_logits)
+    mirrored = SliceStackInferer(context_slices=1, mirror=True)(volume, left_half_logits)
+    tissue = plain[0, 0].amax(dim=(0, 1)) > 0
+    assert plain[0, 0, :32][..., tissue].min() > 0.99 and plain[0, 0, 32:][..., tissue].max() < 0.01
+    torch.testing.assert_close(mirrored[0, 0][..., tissue], torch.full((64, 64, int(tissue.sum())), 0.5))
