@@ -5,10 +5,10 @@ gliomas and MS lesions are often faint (1.26-1.32). ``RandLesionContrastd`` make
 
     x' = x - s (1 - a) max(x - w, 0),   a = (r - w) / (m - w),   r ~ U(ratio_range)
 
-s = 1 on the label, falling off outside it as the Gaussian-blurred label (soft edges), w = normal-tissue level (1 after ``NormalizeToTissued``),
-m = median image intensity inside the label. Afterwards the lesion's median is about r. Only hyperintensity is
-lowered (voxels at or below w, e.g. a necrotic core, stay); the label is unchanged. Nothing happens when the label
-is empty or the lesion is already at or below r.
+s = 1 on the label, falling off outside it as the Gaussian-blurred label (soft edges), w = normal-tissue level
+(1 after ``NormalizeToTissued``), m = median image intensity inside the label. Afterwards the lesion's median is
+about r. Only hyperintensity is lowered (voxels at or below w, e.g. a necrotic core, stay); the label is unchanged.
+Nothing happens when the label is empty or the lesion is already at or below r.
 """
 
 from __future__ import annotations
