@@ -22,10 +22,11 @@ import nibabel as nib
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import BorderPad, MapTransform, RandomizableTransform
+from monai.transforms import BorderPad
 from monai.utils import convert_to_dst_type
 from scipy import ndimage
 
+from bundle.paired_transform import RandImageLabeld
 from bundle.synthesis import bounding_box_world, resample_by_brain_box
 
 COLIN27_HEAD = "/usr/share/mricron/templates/ch2.nii.gz"
@@ -51,7 +52,7 @@ def load_head_shell(head_path: str, brain_path: str) -> tuple[np.ndarray, np.nda
     return shell, head_img.affine, bounding_box_world(brain, head_img.affine)
 
 
-class RandHeadShelld(RandomizableTransform, MapTransform):
+class RandHeadShelld(RandImageLabeld):
     """With probability ``prob``, put a real head's scalp and skull around the skull-stripped brain of (image, label).
 
     Args:
@@ -75,10 +76,7 @@ class RandHeadShelld(RandomizableTransform, MapTransform):
         margin: int = 12,
         tissue_threshold: float = 0.2,
     ) -> None:
-        MapTransform.__init__(self, keys)
-        RandomizableTransform.__init__(self, prob)
-        if len(self.keys) != 2:
-            raise ValueError(f"keys must be (image, label), got {self.keys}")
+        super().__init__(keys, prob)
         self.shell, self.shell_affine, self.source_box = load_head_shell(head, brain) if prob > 0 else (None,) * 3
         self.gain_range, self.tissue_threshold = gain_range, tissue_threshold
         self.pad = BorderPad(spatial_border=margin)

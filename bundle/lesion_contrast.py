@@ -16,12 +16,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import convert_to_dst_type
 from scipy import ndimage
 
+from bundle.paired_transform import RandImageLabeld
 
-class RandLesionContrastd(RandomizableTransform, MapTransform):
+
+class RandLesionContrastd(RandImageLabeld):
     """Lower the contrast of the labelled lesion in (image, label) with probability ``prob``.
 
     Args:
@@ -41,10 +42,7 @@ class RandLesionContrastd(RandomizableTransform, MapTransform):
         tissue_level: float = 1.0,
         blur_sigma: float = 1.0,
     ) -> None:
-        MapTransform.__init__(self, keys)
-        RandomizableTransform.__init__(self, prob)
-        if len(self.keys) != 2:
-            raise ValueError(f"keys must be (image, label), got {self.keys}")
+        super().__init__(keys, prob)
         if not tissue_level < ratio_range[0] <= ratio_range[1]:
             raise ValueError(f"need tissue_level < ratio_range[0] <= ratio_range[1], got {tissue_level}, {ratio_range}")
         self.ratio_range, self.tissue_level, self.blur_sigma = ratio_range, tissue_level, blur_sigma

@@ -19,9 +19,10 @@ import nibabel as nib
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import convert_to_dst_type
 from scipy import ndimage
+
+from bundle.paired_transform import RandImageLabeld
 
 
 def bounding_box_world(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +54,7 @@ def resample_by_brain_box(
     return ndimage.affine_transform(source, vox[:3, :3], vox[:3, 3], output_shape=target_shape, order=1)
 
 
-class SynthesizeLesionsd(RandomizableTransform, MapTransform):
+class SynthesizeLesionsd(RandImageLabeld):
     """Insert one real MS lesion pattern into (image, label) with probability ``prob``.
 
     Args:
@@ -81,10 +82,7 @@ class SynthesizeLesionsd(RandomizableTransform, MapTransform):
         exclusion_margin: int = 3,
         tissue_threshold: float = 0.5,
     ) -> None:
-        MapTransform.__init__(self, keys)
-        RandomizableTransform.__init__(self, prob)
-        if len(self.keys) != 2:
-            raise ValueError(f"keys must be (image, label), got {self.keys}")
+        super().__init__(keys, prob)
         if prob > 0 and not lesion_masks:
             raise ValueError("lesion_masks is empty: give real lesion mask files, or prob=0 to switch synthesis off")
         self.masks = [self._load(path) for path in lesion_masks] if prob > 0 else []
