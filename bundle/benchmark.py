@@ -18,6 +18,10 @@ e. ``default_adaptive`` (optional, ``--modes``): path a with adaptive stopping (
    see ``bundle.inferer``).
 f. ``default_unmirrored`` (optional, ``--modes``): path a with mirror ensembling off (``mirror`` = false), so the
    cost of mirroring is a ratio measured in the same run.
+g. ``baseline`` (optional, ``--modes``): the whole inference path of the deterministic baseline
+   (``configs/baseline_inference.yaml`` merged over the inference config, ``models/baseline.pt``): the same reading,
+   preprocessing, inversion and saving as a, one U-Net instead of the sampler. a / g is the cost of diffusion as a
+   user sees it; a / c compares a whole path with a bare forward pass.
 
 Each measurement runs in its own process so its peak RSS (``getrusage``) and CUDA peak are its own. The JSON holds
 the times, the ratios b/a and a/c, N, K, device name, torch version and thread count.
@@ -42,13 +46,14 @@ MODES = ("default", "ddpm1000", "unet")
 PLAIN = {"channels_last": False, "precision": "fp32"}
 ADAPTIVE_TOLERANCE = 0.1
 UNMIRRORED = {"mirror": False}
+BASELINE_CONFIGS = ("inference.yaml", "baseline_inference.yaml")
 
 
-def _parser(bundle_root: str, device: str):
+def _parser(bundle_root: str, device: str, configs: tuple[str, ...] = ("inference.yaml",)):
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
-    parser.read_config(os.path.join(bundle_root, "configs", "inference.yaml"))
+    parser.read_config([os.path.join(bundle_root, "configs", name) for name in configs])
     parser.update({"bundle_root": bundle_root, "device": f"$torch.device('{device}')"})
     return parser
 
@@ -68,8 +73,9 @@ def _run_default(parser, path: str, device: str, settings: dict | None = None) -
     with tempfile.TemporaryDirectory(prefix="bench_") as out:
         parser.update({"datalist_files": [{"image": path}], "output_dir": out})
         parser.get_parsed_content("initialize")
-        parser.get_parsed_content("evaluator").run()
-    return {"settings": settings or {}}
+        evaluator = parser.get_parsed_content("evaluator")
+        evaluator.run()
+    return {"settings": settings or {}, "network": type(evaluator.network).__name__}
 
 
 def _run_ddpm(parser, path: str, device: str, slices: int, steps: int) -> dict:
@@ -109,10 +115,12 @@ def worker(
         "default_unmirrored": lambda p: _run_default(p, input, device, UNMIRRORED),
         "ddpm1000": lambda p: _run_ddpm(p, input, device, ddpm_slices, ddpm_steps),
         "unet": lambda p: _run_unet(p, input, device),
+        "baseline": lambda p: _run_default(p, input, device),
     }
+    configs = BASELINE_CONFIGS if mode == "baseline" else ("inference.yaml",)
     times, info = [], {}
     for i in range(repeats + 1):
-        parser = _parser(bundle_root, device)
+        parser = _parser(bundle_root, device, configs)
         _sync(device)
         start = time.perf_counter()
         info = runs[mode](parser)
@@ -199,6 +207,8 @@ def benchmark(
         report["ratio_default_over_unmirrored"] = (
             results["default"]["median_s"] / results["default_unmirrored"]["median_s"]
         )
+    if "default" in results and "baseline" in results:
+        report["ratio_default_over_baseline"] = results["default"]["median_s"] / results["baseline"]["median_s"]
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
         json.dump(report, f, indent=2)
