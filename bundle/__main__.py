@@ -8,6 +8,8 @@ Commands:
     sampler-agreement  few-step DDIM vs DDPM-1000 masks on lesion slices of labelled cases (see bundle.sampler_agreement)
     healthy-anatomy  pseudo-FLAIR healthy MNI brains (empty labels) as training anatomy for synthetic MS lesions
                      (see bundle.healthy_anatomy)
+    semi-synthetic  real MS lesion masks of other patients inserted into the labelled MS scan, with a datalist
+                    (see bundle.semi_synthetic)
     review     one HTML page showing a batch of inference outputs, worst uncertainty first (see bundle.review)
     label-serve  a MONAI Label 0.8.5 server for this bundle on 127.0.0.1 (see bundle.label.serve)
 
@@ -26,6 +28,7 @@ from bundle.healthy_anatomy import healthy_cases
 from bundle.label.serve import label_serve
 from bundle.review import review
 from bundle.sampler_agreement import sampler_agreement
+from bundle.semi_synthetic import semi_synthetic_cases
 from bundle.sweep import sweep
 
 
@@ -38,6 +41,7 @@ def main() -> None:
             "benchmark-sweep": sweep,
             "sampler-agreement": sampler_agreement,
             "healthy-anatomy": healthy_cases,
+            "semi-synthetic": semi_synthetic_cases,
             "review": review,
             "label-serve": label_serve,
             "benchmark-worker": worker,  # one measurement in its own process (used by benchmark)
