@@ -10,6 +10,8 @@ Commands:
                      (see bundle.healthy_anatomy)
     semi-synthetic  real MS lesion masks of other patients inserted into the labelled MS scan, with a datalist
                     (see bundle.semi_synthetic)
+    acquisition-variants  labelled cases as thick-slice, tilted-grid and int16 scans, with a datalist
+                          (see bundle.acquisition_variants)
     review     one HTML page showing a batch of inference outputs, worst uncertainty first (see bundle.review)
     label-serve  a MONAI Label 0.8.5 server for this bundle on 127.0.0.1 (see bundle.label.serve)
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import fire
 
+from bundle.acquisition_variants import acquisition_variants
 from bundle.benchmark import benchmark, worker
 from bundle.evaluate import evaluate
 from bundle.export import export_torchscript
@@ -42,6 +45,7 @@ def main() -> None:
             "sampler-agreement": sampler_agreement,
             "healthy-anatomy": healthy_cases,
             "semi-synthetic": semi_synthetic_cases,
+            "acquisition-variants": acquisition_variants,
             "review": review,
             "label-serve": label_serve,
             "benchmark-worker": worker,  # one measurement in its own process (used by benchmark)

@@ -1,0 +1,129 @@
+"""Labelled held-out cases as other scanners would give them: thick slices, a tilted grid, other units.
+
+``python -m bundle acquisition-variants --datalist configs/datalist_shared.json --key validation --output_dir DIR``
+writes, for every labelled case of the datalist, new image files of the same anatomy in the same world space (each
+modality of a multi-modal case alike), each with the case's label on the new grid (lesion = label > 0, resampled by
+world coordinates, nearest neighbour, as ``python -m bundle evaluate`` would do), and ``DIR/datalist.json`` listing
+them under "testing". Variants:
+
+* ``thick_axial_5mm``: the scan as 5 mm axial slices. Along the voxel axis closest to superior-inferior, n voxels of
+  spacing s become m = round(n s / 5) slabs, each the mean of the voxels it covers, weighted by overlap (a box slice
+  profile); new voxel j's centre lies at old continuous index (j + 1/2) n / m - 1/2, so the affine keeps world space.
+* ``oblique_lps``: the scan resampled (trilinear, MONAI ``ResampleToMatch``) onto a grid of the same voxel size whose
+  axes are tilted by 15 degrees about the left-right axis and stored in LPS voxel order, large enough to hold the
+  whole original field of view.
+* ``int16_scaled``: intensities x 7.3 stored as int16 (another scanner's units); voxels unchanged.
+
+The model was trained with thick-slice, orientation and intensity augmentation; these variants measure what is left
+of its accuracy when the held-out scans themselves arrive that way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai.data import MetaTensor, load_decathlon_datalist
+from monai.transforms import LoadImage, ResampleToMatch
+
+from bundle.data import case_name
+from bundle.evaluate import label_on_image_grid
+
+VARIANTS = ("thick_axial_5mm", "oblique_lps", "int16_scaled")
+SLICE_MM = 5.0
+TILT_DEGREES = 15.0
+INT16_SCALE = 7.3
+
+
+def superior_axis(affine: np.ndarray) -> int:
+    """The voxel axis whose direction is closest to world superior-inferior (RAS z)."""
+    directions = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    return int(np.argmax(np.abs(directions[2])))
+
+
+def thick_slices(image: np.ndarray, affine: np.ndarray, axis: int, thickness: float) -> tuple[np.ndarray, np.ndarray]:
+    """(slab means, affine) of a 3D ``image`` re-sliced into ``thickness`` mm slabs along voxel ``axis``."""
+    n = image.shape[axis]
+    spacing = float(np.linalg.norm(affine[:3, axis]))
+    m = max(1, int(round(n * spacing / thickness)))
+    edges = np.arange(n + 1)[None, :]  # voxel i covers [i, i + 1) in index units, slab j covers [j n / m, (j + 1) n / m)
+    start, stop = np.arange(m)[:, None] * n / m, np.arange(1, m + 1)[:, None] * n / m
+    weights = np.clip(np.minimum(edges[:, 1:], stop) - np.maximum(edges[:, :-1], start), 0, None) * m / n
+    slabs = np.moveaxis(np.tensordot(weights, np.moveaxis(image, axis, 0), axes=1), 0, axis).astype(np.float32)
+    scale = np.eye(4)
+    scale[axis, axis] = n / m
+    scale[axis, 3] = 0.5 * n / m - 0.5
+    return slabs, affine @ scale
+
+
+def tilted_grid(affine: np.ndarray, shape: tuple[int, ...], degrees: float) -> tuple[np.ndarray, tuple[int, ...]]:
+    """(affine, shape) of a grid with ``affine``'s voxel sizes, axes tilted by ``degrees`` about world x, LPS order.
+
+    The grid covers the world bounding box of the original field of view.
+    """
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    a = math.radians(degrees)
+    tilt = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    directions = tilt @ np.diag([-1.0, -1.0, 1.0])  # voxel axes: towards left, posterior, superior (tilted)
+    corners = np.array([[i, j, k, 1] for i in (-0.5, shape[0] - 0.5) for j in (-0.5, shape[1] - 0.5)
+                        for k in (-0.5, shape[2] - 0.5)]) @ affine.T
+    along = corners[:, :3] @ directions  # corner coordinates along the new axes (mm)
+    low, high = along.min(axis=0), along.max(axis=0)
+    new_shape = tuple(int(math.ceil((hi - lo) / s)) for lo, hi, s in zip(low, high, spacing))
+    new = np.eye(4)
+    new[:3, :3] = directions * spacing
+    new[:3, 3] = directions @ (low + spacing / 2)
+    return new, new_shape
+
+
+def variant(name: str, image: MetaTensor) -> tuple[np.ndarray, np.ndarray]:
+    """(voxels, affine) of acquisition variant ``name`` of a channel-first 3D ``image``."""
+    affine = np.asarray(image.affine, dtype=np.float64)
+    voxels = np.asarray(image[0], dtype=np.float32)
+    if name == "thick_axial_5mm":
+        return thick_slices(voxels, affine, superior_axis(affine), SLICE_MM)
+    if name == "oblique_lps":
+        new_affine, shape = tilted_grid(affine, voxels.shape, TILT_DEGREES)
+        target = MetaTensor(torch.zeros((1, *shape)), affine=torch.as_tensor(new_affine))
+        moved = ResampleToMatch(mode="bilinear", padding_mode="zeros")(image.float(), img_dst=target)
+        return np.asarray(moved[0], dtype=np.float32), new_affine
+    if name == "int16_scaled":
+        return np.clip(np.round(voxels * INT16_SCALE), -32768, 32767).astype(np.int16), affine
+    raise ValueError(f"unknown acquisition variant {name!r}; choose from {VARIANTS}")
+
+
+def acquisition_variants(
+    datalist: str, output_dir: str, key: str = "validation", variants: tuple[str, ...] | list[str] = VARIANTS
+) -> list[dict]:
+    """Write every variant of every labelled case of ``datalist[key]`` and ``output_dir/datalist.json``."""
+    for name in variants:
+        if name not in VARIANTS:
+            raise ValueError(f"unknown acquisition variant {name!r}; choose from {VARIANTS}")
+    if not os.path.isfile(datalist):
+        raise FileNotFoundError(f"{datalist}: datalist not found")
+    cases = load_decathlon_datalist(datalist, data_list_key=key)
+    loader = LoadImage(image_only=True, ensure_channel_first=True)
+    os.makedirs(output_dir, exist_ok=True)
+    written = []
+    for case in cases:
+        modalities = case["image"] if isinstance(case["image"], (list, tuple)) else [case["image"]]
+        images = [loader(p) for p in modalities]
+        label = loader(case["label"])
+        for name in variants:
+            paths = []
+            for source, image in zip(modalities, images):
+                voxels, affine = variant(name, image)
+                paths.append(os.path.abspath(os.path.join(output_dir, f"{case_name(source)}_{name}.nii.gz")))
+                nib.save(nib.Nifti1Image(voxels, affine), paths[-1])
+            entry = paths if isinstance(case["image"], (list, tuple)) else paths[0]
+            moved = label_on_image_grid(label, MetaTensor(torch.zeros((1, *voxels.shape)), affine=torch.as_tensor(affine)))
+            label_path = paths[0].replace(".nii.gz", "_label.nii.gz")
+            nib.save(nib.Nifti1Image(np.asarray(moved[0] > 0, np.uint8), affine), label_path)
+            written.append({"image": entry, "label": label_path, "variant": name})
+    with open(os.path.join(output_dir, "datalist.json"), "w") as f:
+        json.dump({"testing": written}, f, indent=1)
+    return written
