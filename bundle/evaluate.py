@@ -42,7 +42,7 @@ from bundle.input_check import (
     screen_datalist,
 )
 from bundle.overlay import save_review_png
-from bundle.report import write_json_atomic
+from bundle.report import case_uncertainty_score, write_json_atomic
 
 FAILURE_DICE = 0.5
 METRICS = ("dice", "hd95", "lesion_f1", "avd_ml", "ece")
@@ -91,14 +91,13 @@ def case_metrics(image, label, seg, prob, uncertainty) -> dict:
     hd95 = HausdorffDistanceMetric(include_background=True, percentile=95)(pred, truth, spacing=spacing.tolist()).item()
     head = image[0] > image[0].mean()
     ece = CalibrationErrorMetric(num_bins=20)(prob[0][head].reshape(1, 1, -1), truth[0, 0][head].reshape(1, 1, -1))
-    candidates = prob[0] > 0.1
     return {
         "dice": _finite(dice),
         "hd95": _finite(hd95),
         "lesion_f1": _finite(lesion_f1(pred[0, 0].numpy() > 0, truth[0, 0].numpy() > 0)),
         "avd_ml": _finite(abs(float(pred.sum() - truth.sum())) * voxel_ml),
         "ece": _finite(ece.item()),
-        "uncertainty_score": _finite(float(uncertainty[0][candidates].mean()) if candidates.any() else 0.0),
+        "uncertainty_score": _finite(case_uncertainty_score(np.asarray(prob[0]), np.asarray(uncertainty[0]))),
         "true_volume_ml": _finite(float(truth.sum()) * voxel_ml),
         "predicted_volume_ml": _finite(float(pred.sum()) * voxel_ml),
     }

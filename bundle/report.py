@@ -66,6 +66,21 @@ def lesion_summary(mask: np.ndarray, uncertainty: np.ndarray, affine: np.ndarray
     }
 
 
+CANDIDATE_PROBABILITY = 0.1  # voxels the samples consider at all
+
+
+def case_uncertainty_score(probability: np.ndarray, uncertainty: np.ndarray) -> float:
+    """Mean uncertainty over the candidate voxels of a case, 0 when there are none:
+
+        score = mean { u(v) : p(v) > 0.1 }
+
+    (p = mean of the N soft masks, u = their standard deviation). High when most of what the samples consider lesion
+    is disputed, low when they agree, whatever the lesion volume.
+    """
+    candidates = probability > CANDIDATE_PROBABILITY
+    return float(uncertainty[candidates].mean()) if candidates.any() else 0.0
+
+
 HEAD_EXTENT_MM = (100.0, 260.0)  # plausible left-right and anterior-posterior extent of a head or brain
 
 
@@ -111,6 +126,8 @@ class LesionReportd(MapTransform):
 
     Args:
         mask_key / uncertainty_key: keys of the final mask and uncertainty (input grid, channel-first).
+        probability_key: key of the lesion probability (mean of the samples) on the same grid; with it the report
+            gives the case's ``uncertainty_score`` (``case_uncertainty_score``).
         image_key: key whose ``filename_or_obj`` meta names the input file.
         output_dir: where reports go; ``<case>`` is the input file name without ``.nii``/``.nii.gz``.
         model_version, num_samples, num_steps, seed: recorded in the report.
@@ -130,9 +147,11 @@ class LesionReportd(MapTransform):
         max_lesion_uncertainty: float = 0.25,
         uncertain_voxel_threshold: float = 0.25,
         max_uncertain_volume_ml: float = 5.0,
+        probability_key: str = "",
     ) -> None:
         super().__init__(keys=[mask_key, uncertainty_key])
         self.mask_key, self.uncertainty_key, self.image_key = mask_key, uncertainty_key, image_key
+        self.probability_key = probability_key
         self.output_dir = output_dir
         self.model_version, self.num_samples, self.num_steps, self.seed = model_version, num_samples, num_steps, seed
         self.max_lesion_uncertainty = max_lesion_uncertainty
@@ -143,6 +162,7 @@ class LesionReportd(MapTransform):
         d = dict(data)
         mask = torch.as_tensor(d[self.mask_key]).detach().cpu().numpy()[0]
         uncertainty = torch.as_tensor(d[self.uncertainty_key]).detach().cpu().numpy()[0]
+        probability = torch.as_tensor(d[self.probability_key]).detach().cpu().numpy()[0] if self.probability_key else None
         affine = np.asarray(torch.as_tensor(d[self.mask_key].affine).cpu().numpy(), dtype=np.float64)
         source = d[self.image_key].meta.get("filename_or_obj", "") if hasattr(d[self.image_key], "meta") else ""
         summary = lesion_summary(mask, uncertainty, affine)
@@ -161,6 +181,7 @@ class LesionReportd(MapTransform):
             "lesion_volume_ml": summary["lesion_volume_ml"],
             "mean_uncertainty_in_lesions": summary["mean_uncertainty_in_lesions"],
             "uncertain_volume_ml": round(uncertain_ml, 4),
+            "uncertainty_score": round(case_uncertainty_score(probability, uncertainty), 4) if probability is not None else None,
             "tissue_extent_mm": extent,
             "lesions": summary["lesions"],
             "review_required": flagged,

@@ -71,3 +71,34 @@ def test_json_is_written_whole_or_not_at_all(tmp_path):
         write_json_atomic(target, {"a": object()})
     assert '"a": 1' in target.read_text()  # the earlier complete file survives a failed write
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_case_uncertainty_score_averages_over_candidate_voxels_only():
+    from bundle.report import case_uncertainty_score
+
+    probability = np.zeros((4, 4, 4), np.float32)
+    uncertainty = np.full((4, 4, 4), 0.4, np.float32)  # disputed everywhere, but only candidates count
+    probability[0, :2, 0] = [0.95, 0.5]
+    uncertainty[0, :2, 0] = [0.1, 0.5]
+    assert case_uncertainty_score(probability, uncertainty) == pytest.approx(0.3)
+    assert case_uncertainty_score(np.full((2, 2, 2), 0.1), np.ones((2, 2, 2))) == 0.0  # p > 0.1 strictly; none
+
+
+def test_report_gives_the_case_score_from_the_probability(tmp_path):
+    import json
+
+    from monai.data import MetaTensor
+
+    from bundle.report import LesionReportd
+
+    probability = torch.zeros(1, 8, 8, 8)
+    probability[0, 2:4, 2:4, 2:4] = 0.75  # 8 candidate voxels, all in the mask
+    uncertainty = torch.where(probability > 0, 0.25, 0.05)
+    image = MetaTensor(torch.ones(1, 8, 8, 8), affine=torch.eye(4), meta={"filename_or_obj": "case_flair.nii.gz"})
+    data = {"image": image, "pred": MetaTensor((probability > 0.5).float(), affine=torch.eye(4)),
+            "uncertainty": MetaTensor(uncertainty, affine=torch.eye(4)), "prob": MetaTensor(probability, affine=torch.eye(4))}
+    LesionReportd(output_dir=str(tmp_path), probability_key="prob")(data)
+    report = json.loads((tmp_path / "case_flair_report.json").read_text())
+    assert report["uncertainty_score"] == pytest.approx(0.25) and report["lesion_volume_ml"] == pytest.approx(0.008)
+    LesionReportd(output_dir=str(tmp_path))(data)  # without a probability there is no score
+    assert json.loads((tmp_path / "case_flair_report.json").read_text())["uncertainty_score"] is None
