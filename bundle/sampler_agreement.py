@@ -118,6 +118,7 @@ def sampler_agreement(
         "slices_per_case": slices,
         "precision": config.precision,
         "channels_last": config.channels_last,
+        "mirror": config.mirror,
         "device": str(device),
         "cases": cases,
         "mean": {k: round(statistics.mean(c[k] for c in cases), 4) for k in cases[0] if k.startswith("dice")}

@@ -39,6 +39,7 @@ def test_ddim_with_eta_one_over_the_reference_steps_is_the_reference(tmp_path):
     )
     assert json.loads(out.read_text()) == result
     assert result["ddim_steps"] == [1, 3] and result["reference_steps"] == 3 and result["num_samples"] == 2
+    assert result["mirror"] is True  # the inference config's default, recorded
     (case,) = result["cases"]
     assert len(case["slices"]) == 2
     assert case["dice_ddpm"] > 0  # a real mask (two empty masks would also agree)
