@@ -2,8 +2,8 @@
 
 Lesions are 26-connected components of the saved binary mask, measured in the input's own voxel grid (volume =
 voxel count x |det(affine[:3, :3])| / 1000 mL; centroid in scanner mm via the affine). A case is flagged for review
-when the mean uncertainty inside predicted lesions exceeds ``max_lesion_uncertainty`` or the volume of uncertain
-voxels (uncertainty > ``uncertain_voxel_threshold``) exceeds ``max_uncertain_volume_ml``.
+when its case uncertainty score (``case_uncertainty_score``) exceeds ``max_case_uncertainty``, when the mean
+uncertainty inside predicted lesions exceeds ``max_lesion_uncertainty``, or when the input may not be a head.
 """
 
 from __future__ import annotations
@@ -95,27 +95,26 @@ def tissue_extent_mm(image: torch.Tensor, threshold: float = 0.2) -> list[float]
 
 def review_decision(
     summary: dict[str, Any],
-    uncertain_volume_ml: float,
+    uncertainty_score: float | None,
     extent_mm: Sequence[float],
     max_lesion_uncertainty: float,
-    max_uncertain_volume_ml: float,
+    max_case_uncertainty: float,
 ) -> tuple[bool, str]:
     """(review_required, the rule with this case's values) for a lesion summary.
 
-    ``extent_mm`` is the tissue extent on the RAS working grid; a left-right or anterior-posterior extent outside
-    ``HEAD_EXTENT_MM`` means the input may not be a head MRI (low confidence in everything else).
+    ``uncertainty_score`` is ``case_uncertainty_score`` (None when no probability was given: that part of the rule
+    is then left out). ``extent_mm`` is the tissue extent on the RAS working grid; a left-right or anterior-posterior
+    extent outside ``HEAD_EXTENT_MM`` means the input may not be a head MRI (low confidence in everything else).
     """
     lo, hi = HEAD_EXTENT_MM
     not_head = any(not lo <= e <= hi for e in extent_mm[:2])
-    flagged = (
-        summary["mean_uncertainty_in_lesions"] > max_lesion_uncertainty
-        or uncertain_volume_ml > max_uncertain_volume_ml
-        or not_head
-    )
+    disputed = uncertainty_score is not None and uncertainty_score > max_case_uncertainty
+    flagged = summary["mean_uncertainty_in_lesions"] > max_lesion_uncertainty or disputed or not_head
+    score = "n/a" if uncertainty_score is None else f"{uncertainty_score:.4f}"
     rule = (
-        f"mean_uncertainty_in_lesions > {max_lesion_uncertainty} or uncertain_volume_ml > {max_uncertain_volume_ml} "
+        f"uncertainty_score > {max_case_uncertainty} or mean_uncertainty_in_lesions > {max_lesion_uncertainty} "
         f"or tissue extent left-right/anterior-posterior outside [{lo:g}, {hi:g}] mm (not a head MRI?) "
-        f"(this case: {summary['mean_uncertainty_in_lesions']:.4f}, {uncertain_volume_ml:.2f} mL, "
+        f"(this case: {score}, {summary['mean_uncertainty_in_lesions']:.4f}, "
         f"{extent_mm[0]:g} x {extent_mm[1]:g} mm)"
     )
     return bool(flagged), rule
@@ -131,7 +130,8 @@ class LesionReportd(MapTransform):
         image_key: key whose ``filename_or_obj`` meta names the input file.
         output_dir: where reports go; ``<case>`` is the input file name without ``.nii``/``.nii.gz``.
         model_version, num_samples, num_steps, seed: recorded in the report.
-        max_lesion_uncertainty, uncertain_voxel_threshold, max_uncertain_volume_ml: the review rule.
+        max_lesion_uncertainty, max_case_uncertainty: the review rule (``review_decision``).
+        uncertain_voxel_threshold: voxels above it count towards the reported ``uncertain_volume_ml``.
     """
 
     def __init__(
@@ -146,7 +146,7 @@ class LesionReportd(MapTransform):
         seed: int = 0,
         max_lesion_uncertainty: float = 0.25,
         uncertain_voxel_threshold: float = 0.25,
-        max_uncertain_volume_ml: float = 5.0,
+        max_case_uncertainty: float = 0.2,
         probability_key: str = "",
     ) -> None:
         super().__init__(keys=[mask_key, uncertainty_key])
@@ -156,7 +156,7 @@ class LesionReportd(MapTransform):
         self.model_version, self.num_samples, self.num_steps, self.seed = model_version, num_samples, num_steps, seed
         self.max_lesion_uncertainty = max_lesion_uncertainty
         self.uncertain_voxel_threshold = uncertain_voxel_threshold
-        self.max_uncertain_volume_ml = max_uncertain_volume_ml
+        self.max_case_uncertainty = max_case_uncertainty
 
     def __call__(self, data):
         d = dict(data)
@@ -168,9 +168,8 @@ class LesionReportd(MapTransform):
         summary = lesion_summary(mask, uncertainty, affine)
         uncertain_ml = float((uncertainty > self.uncertain_voxel_threshold).sum()) * summary["voxel_volume_ml"]
         extent = tissue_extent_mm(d[self.image_key])
-        flagged, rule = review_decision(
-            summary, uncertain_ml, extent, self.max_lesion_uncertainty, self.max_uncertain_volume_ml
-        )
+        score = round(case_uncertainty_score(probability, uncertainty), 4) if probability is not None else None
+        flagged, rule = review_decision(summary, score, extent, self.max_lesion_uncertainty, self.max_case_uncertainty)
         report = {
             "input": str(source),
             "model_version": self.model_version,
@@ -181,7 +180,7 @@ class LesionReportd(MapTransform):
             "lesion_volume_ml": summary["lesion_volume_ml"],
             "mean_uncertainty_in_lesions": summary["mean_uncertainty_in_lesions"],
             "uncertain_volume_ml": round(uncertain_ml, 4),
-            "uncertainty_score": round(case_uncertainty_score(probability, uncertainty), 4) if probability is not None else None,
+            "uncertainty_score": score,
             "tissue_extent_mm": extent,
             "lesions": summary["lesions"],
             "review_required": flagged,

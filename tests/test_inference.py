@@ -12,7 +12,7 @@ from conftest import BUNDLE_ROOT, RAW_MS, SAMPLE, SAMPLE_LABEL, require_shared, 
 
 REPORT_KEYS = {
     "input", "model_version", "num_samples", "num_steps", "seed", "lesion_count", "lesion_volume_ml", "lesions",
-    "mean_uncertainty_in_lesions", "review_required", "review_rule",
+    "mean_uncertainty_in_lesions", "uncertainty_score", "review_required", "review_rule",
 }
 
 
@@ -54,7 +54,11 @@ def test_sample_report_matches_mask(sample_run):
     assert report["lesion_volume_ml"] == pytest.approx(np.asarray(seg.dataobj).sum() * voxel_ml, rel=1e-3)
     assert report["lesion_count"] == len(report["lesions"])
     assert sum(les["volume_ml"] for les in report["lesions"]) == pytest.approx(report["lesion_volume_ml"], rel=1e-2)
-    assert isinstance(report["review_required"], bool) and "mean_uncertainty_in_lesions" in report["review_rule"]
+    assert isinstance(report["review_required"], bool) and "uncertainty_score" in report["review_rule"]
+    # the case score is the mean uncertainty over voxels with probability > 0.1: it cannot exceed the map's maximum
+    uncertainty = nib.load(sample_run / "BRATS_474_flair_uncertainty.nii.gz").get_fdata()
+    assert 0 < report["uncertainty_score"] <= uncertainty.max() + 1e-4
+    assert report["review_required"] is (report["uncertainty_score"] > 0.2 or report["mean_uncertainty_in_lesions"] > 0.25)
 
 
 def test_shipped_model_finds_the_sample_tumour(sample_run):

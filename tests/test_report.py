@@ -38,20 +38,21 @@ def test_diagonal_neighbours_are_one_lesion_and_empty_mask_is_zero():
 
 
 @pytest.mark.parametrize(
-    "lesion_u, uncertain_ml, extent, flagged",
+    "lesion_u, score, extent, flagged",
     [
-        (0.1, 1.0, [140, 180, 120], False),
-        (0.3, 1.0, [140, 180, 120], True),
-        (0.1, 6.0, [140, 180, 120], True),
-        (0.1, 1.0, [40, 60, 120], True),  # a small phantom or a knee, not a head
-        (0.1, 1.0, [400, 380, 600], True),  # a whole body
+        (0.1, 0.12, [140, 180, 120], False),  # samples agree on what they mark (a well-segmented large glioma)
+        (0.1, 0.29, [140, 180, 120], True),  # most of what the samples consider lesion is disputed
+        (0.3, 0.12, [140, 180, 120], True),  # the marked lesions themselves are uncertain
+        (0.1, None, [140, 180, 120], False),  # no probability given: the score is left out of the rule
+        (0.1, 0.12, [40, 60, 120], True),  # a small phantom or a knee, not a head
+        (0.1, 0.12, [400, 380, 600], True),  # a whole body
     ],
 )
-def test_review_rule(lesion_u, uncertain_ml, extent, flagged):
-    decision, rule = review_decision({"mean_uncertainty_in_lesions": lesion_u}, uncertain_ml, extent, 0.25, 5.0)
+def test_review_rule(lesion_u, score, extent, flagged):
+    decision, rule = review_decision({"mean_uncertainty_in_lesions": lesion_u}, score, extent, 0.25, 0.2)
     assert decision is flagged
-    assert rule.startswith("mean_uncertainty_in_lesions > 0.25 or uncertain_volume_ml > 5.0 or tissue extent")
-    assert f"{extent[0]:g} x {extent[1]:g} mm" in rule
+    assert rule.startswith("uncertainty_score > 0.2 or mean_uncertainty_in_lesions > 0.25 or tissue extent")
+    assert f"{extent[0]:g} x {extent[1]:g} mm" in rule and ("n/a" if score is None else f"{score:.4f}") in rule
 
 
 def test_tissue_extent_in_mm():

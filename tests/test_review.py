@@ -53,9 +53,9 @@ def test_to_ras_undoes_a_flip():
     assert np.array_equal(to_ras(volume, flip), volume[::-1])
 
 
-def _report(out, case, flagged, uncertain_ml):
+def _report(out, case, flagged, uncertain_ml, score=0.1):
     (out / f"{case}_report.json").write_text(json.dumps({
-        "input": f"/data/{case}.nii.gz", "lesion_count": 1, "lesion_volume_ml": 1.0,
+        "input": f"/data/{case}.nii.gz", "lesion_count": 1, "lesion_volume_ml": 1.0, "uncertainty_score": score,
         "uncertain_volume_ml": uncertain_ml, "mean_uncertainty_in_lesions": 0.1, "review_required": flagged,
         "review_rule": "rule"}))
     Image.new("RGB", (4, 4)).save(out / f"{case}_review.png")
@@ -65,13 +65,14 @@ def test_review_page_lists_worst_first_and_failures(tmp_path):
     _report(tmp_path, "calm", False, 0.5)
     _report(tmp_path, "flagged_small", True, 1.0)
     _report(tmp_path, "flagged_big", True, 9.0)
+    _report(tmp_path, "flagged_disputed", True, 0.2, score=0.3)  # the score orders before the uncertain volume
     failure = {"path": "/data/bad.nii.gz", "error": "/data/bad.nii.gz: empty file"}
     (tmp_path / "failures.json").write_text(json.dumps([failure]))
     run_bundle("bundle", "review", str(tmp_path))
     page = (tmp_path / "review.html").read_text()
-    order = [page.index(f'src="{c}_review.png"') for c in ("flagged_big", "flagged_small", "calm")]
+    order = [page.index(f'src="{c}_review.png"') for c in ("flagged_disputed", "flagged_big", "flagged_small", "calm")]
     assert order == sorted(order)
-    assert "/data/bad.nii.gz: empty file" in page and "3 cases, 2 flagged for review, 1 failed inputs" in page
+    assert "/data/bad.nii.gz: empty file" in page and "4 cases, 3 flagged for review, 1 failed inputs" in page
 
 
 def test_review_of_a_folder_without_reports_is_one_line(tmp_path):
