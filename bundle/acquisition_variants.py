@@ -14,8 +14,9 @@ them under "testing". Variants:
   whole original field of view.
 * ``int16_scaled``: intensities x 7.3 stored as int16 (another scanner's units); voxels unchanged.
 
-The model was trained with thick-slice, orientation and intensity augmentation; these variants measure what is left
-of its accuracy when the held-out scans themselves arrive that way.
+The shipped model was trained with thick-slice, left-right/anterior-posterior flip and intensity augmentation, but
+no head tilt (``rotate_prob`` in configs/train.yaml is off); these variants measure what is left of its accuracy when
+the held-out scans themselves arrive that way.
 """
 
 from __future__ import annotations
