@@ -13,6 +13,8 @@ them under "testing". Variants:
   axes are tilted by 15 degrees about the left-right axis and stored in LPS voxel order, large enough to hold the
   whole original field of view.
 * ``int16_scaled``: intensities x 7.3 stored as int16 (another scanner's units); voxels unchanged.
+* ``shifted_half_voxel``: resampled (trilinear) onto the same grid moved by half a voxel along every axis: the
+  interpolation blur of ``oblique_lps`` without its tilt, to tell the two apart. Not in the default set.
 
 The shipped model was trained with thick-slice, left-right/anterior-posterior flip and intensity augmentation, but
 no head tilt (``rotate_prob`` in configs/train.yaml is off); these variants measure what is left of its accuracy when
@@ -35,6 +37,7 @@ from bundle.data import case_name
 from bundle.evaluate import label_on_image_grid
 
 VARIANTS = ("thick_axial_5mm", "oblique_lps", "int16_scaled")
+CONTROLS = ("shifted_half_voxel",)
 SLICE_MM = 5.0
 TILT_DEGREES = 15.0
 INT16_SCALE = 7.3
@@ -81,20 +84,30 @@ def tilted_grid(affine: np.ndarray, shape: tuple[int, ...], degrees: float) -> t
     return new, new_shape
 
 
+def _translation(voxels: float) -> np.ndarray:
+    """Voxel-space shift by ``voxels`` along every axis."""
+    shift = np.eye(4)
+    shift[:3, 3] = voxels
+    return shift
+
+
 def variant(name: str, image: MetaTensor) -> tuple[np.ndarray, np.ndarray]:
     """(voxels, affine) of acquisition variant ``name`` of a channel-first 3D ``image``."""
     affine = np.asarray(image.affine, dtype=np.float64)
     voxels = np.asarray(image[0], dtype=np.float32)
     if name == "thick_axial_5mm":
         return thick_slices(voxels, affine, superior_axis(affine), SLICE_MM)
-    if name == "oblique_lps":
-        new_affine, shape = tilted_grid(affine, voxels.shape, TILT_DEGREES)
+    if name in ("oblique_lps", "shifted_half_voxel"):
+        if name == "oblique_lps":
+            new_affine, shape = tilted_grid(affine, voxels.shape, TILT_DEGREES)
+        else:
+            new_affine, shape = affine @ _translation(0.5), voxels.shape
         target = MetaTensor(torch.zeros((1, *shape)), affine=torch.as_tensor(new_affine))
         moved = ResampleToMatch(mode="bilinear", padding_mode="zeros")(image.float(), img_dst=target)
         return np.asarray(moved[0], dtype=np.float32), new_affine
     if name == "int16_scaled":
         return np.clip(np.round(voxels * INT16_SCALE), -32768, 32767).astype(np.int16), affine
-    raise ValueError(f"unknown acquisition variant {name!r}; choose from {VARIANTS}")
+    raise ValueError(f"unknown acquisition variant {name!r}; choose from {VARIANTS + CONTROLS}")
 
 
 def acquisition_variants(
@@ -102,8 +115,8 @@ def acquisition_variants(
 ) -> list[dict]:
     """Write every variant of every labelled case of ``datalist[key]`` and ``output_dir/datalist.json``."""
     for name in variants:
-        if name not in VARIANTS:
-            raise ValueError(f"unknown acquisition variant {name!r}; choose from {VARIANTS}")
+        if name not in VARIANTS + CONTROLS:
+            raise ValueError(f"unknown acquisition variant {name!r}; choose from {VARIANTS + CONTROLS}")
     if not os.path.isfile(datalist):
         raise FileNotFoundError(f"{datalist}: datalist not found")
     cases = load_decathlon_datalist(datalist, data_list_key=key)

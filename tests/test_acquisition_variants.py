@@ -73,6 +73,15 @@ def test_oblique_lps_grid_is_tilted_holds_the_scan_and_reads_the_same_values():
     assert (voxels[~((old > -1) & (old < np.array(SHAPE))).all(axis=-1)] == 0).all()  # outside: zero padding
 
 
+def test_half_voxel_shift_moves_the_grid_only():
+    voxels, affine = variant("shifted_half_voxel", ramp_image())
+    assert voxels.shape == SHAPE
+    np.testing.assert_allclose(affine[:3, :3], AFFINE[:3, :3])
+    np.testing.assert_allclose(affine[:3, 3], AFFINE[:3, 3] + AFFINE[:3, :3] @ [0.5, 0.5, 0.5])
+    inner = (slice(0, -1),) * 3  # the last voxel of each row lies half outside the old grid
+    np.testing.assert_allclose(voxels[inner], (world(affine, SHAPE) @ COEFF + 100.0)[inner], rtol=0, atol=2e-2)
+
+
 def test_int16_variant_rescales_only():
     voxels, affine = variant("int16_scaled", ramp_image())
     assert voxels.dtype == np.int16
