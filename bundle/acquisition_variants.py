@@ -23,7 +23,6 @@ the held-out scans themselves arrive that way.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -35,9 +34,12 @@ from monai.transforms import LoadImage, ResampleToMatch
 
 from bundle.data import case_name
 from bundle.evaluate import label_on_image_grid
+from bundle.input_check import grid_corners
+from bundle.report import write_json_atomic
 
 VARIANTS = ("thick_axial_5mm", "oblique_lps", "int16_scaled")
 CONTROLS = ("shifted_half_voxel",)
+KNOWN = VARIANTS + CONTROLS
 SLICE_MM = 5.0
 TILT_DEGREES = 15.0
 INT16_SCALE = 7.3
@@ -73,9 +75,7 @@ def tilted_grid(affine: np.ndarray, shape: tuple[int, ...], degrees: float) -> t
     a = math.radians(degrees)
     tilt = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
     directions = tilt @ np.diag([-1.0, -1.0, 1.0])  # voxel axes: towards left, posterior, superior (tilted)
-    corners = np.array([[i, j, k, 1] for i in (-0.5, shape[0] - 0.5) for j in (-0.5, shape[1] - 0.5)
-                        for k in (-0.5, shape[2] - 0.5)]) @ affine.T
-    along = corners[:, :3] @ directions  # corner coordinates along the new axes (mm)
+    along = grid_corners(affine, shape).T @ directions  # corner coordinates along the new axes (mm)
     low, high = along.min(axis=0), along.max(axis=0)
     new_shape = tuple(int(math.ceil((hi - lo) / s)) for lo, hi, s in zip(low, high, spacing))
     new = np.eye(4)
@@ -84,11 +84,9 @@ def tilted_grid(affine: np.ndarray, shape: tuple[int, ...], degrees: float) -> t
     return new, new_shape
 
 
-def _translation(voxels: float) -> np.ndarray:
-    """Voxel-space shift by ``voxels`` along every axis."""
-    shift = np.eye(4)
-    shift[:3, 3] = voxels
-    return shift
+def empty_grid(affine: np.ndarray, shape: tuple[int, ...]) -> MetaTensor:
+    """A channel-first zero volume on grid (``affine``, ``shape``): the target of ``ResampleToMatch``."""
+    return MetaTensor(torch.zeros((1, *shape)), affine=torch.as_tensor(affine))
 
 
 def variant(name: str, image: MetaTensor) -> tuple[np.ndarray, np.ndarray]:
@@ -97,17 +95,17 @@ def variant(name: str, image: MetaTensor) -> tuple[np.ndarray, np.ndarray]:
     voxels = np.asarray(image[0], dtype=np.float32)
     if name == "thick_axial_5mm":
         return thick_slices(voxels, affine, superior_axis(affine), SLICE_MM)
-    if name in ("oblique_lps", "shifted_half_voxel"):
-        if name == "oblique_lps":
-            new_affine, shape = tilted_grid(affine, voxels.shape, TILT_DEGREES)
-        else:
-            new_affine, shape = affine @ _translation(0.5), voxels.shape
-        target = MetaTensor(torch.zeros((1, *shape)), affine=torch.as_tensor(new_affine))
-        moved = ResampleToMatch(mode="bilinear", padding_mode="zeros")(image.float(), img_dst=target)
-        return np.asarray(moved[0], dtype=np.float32), new_affine
     if name == "int16_scaled":
         return np.clip(np.round(voxels * INT16_SCALE), -32768, 32767).astype(np.int16), affine
-    raise ValueError(f"unknown acquisition variant {name!r}; choose from {VARIANTS + CONTROLS}")
+    if name == "oblique_lps":
+        new_affine, shape = tilted_grid(affine, voxels.shape, TILT_DEGREES)
+    elif name == "shifted_half_voxel":
+        new_affine, shape = affine.copy(), voxels.shape
+        new_affine[:3, 3] += affine[:3, :3] @ np.full(3, 0.5)
+    else:
+        raise ValueError(f"unknown acquisition variant {name!r}; choose from {KNOWN}")
+    moved = ResampleToMatch(mode="bilinear", padding_mode="zeros")(image.float(), img_dst=empty_grid(new_affine, shape))
+    return np.asarray(moved[0], dtype=np.float32), new_affine
 
 
 def acquisition_variants(
@@ -115,8 +113,8 @@ def acquisition_variants(
 ) -> list[dict]:
     """Write every variant of every labelled case of ``datalist[key]`` and ``output_dir/datalist.json``."""
     for name in variants:
-        if name not in VARIANTS + CONTROLS:
-            raise ValueError(f"unknown acquisition variant {name!r}; choose from {VARIANTS + CONTROLS}")
+        if name not in KNOWN:  # before any file is written
+            raise ValueError(f"unknown acquisition variant {name!r}; choose from {KNOWN}")
     if not os.path.isfile(datalist):
         raise FileNotFoundError(f"{datalist}: datalist not found")
     cases = load_decathlon_datalist(datalist, data_list_key=key)
@@ -134,10 +132,9 @@ def acquisition_variants(
                 paths.append(os.path.abspath(os.path.join(output_dir, f"{case_name(source)}_{name}.nii.gz")))
                 nib.save(nib.Nifti1Image(voxels, affine), paths[-1])
             entry = paths if isinstance(case["image"], (list, tuple)) else paths[0]
-            moved = label_on_image_grid(label, MetaTensor(torch.zeros((1, *voxels.shape)), affine=torch.as_tensor(affine)))
+            moved = label_on_image_grid(label, empty_grid(affine, voxels.shape))
             label_path = paths[0].replace(".nii.gz", "_label.nii.gz")
             nib.save(nib.Nifti1Image(np.asarray(moved[0] > 0, np.uint8), affine), label_path)
             written.append({"image": entry, "label": label_path, "variant": name})
-    with open(os.path.join(output_dir, "datalist.json"), "w") as f:
-        json.dump({"testing": written}, f, indent=1)
+    write_json_atomic(os.path.join(output_dir, "datalist.json"), {"testing": written})
     return written

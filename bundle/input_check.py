@@ -79,11 +79,16 @@ def check_image(
     return shape[:3]
 
 
-def world_box(path: str) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], float]:
-    """(lower corner, upper corner, shape, largest voxel size) of what ``path`` covers in RAS world mm.
+def grid_corners(affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """World coordinates (3, 8) of the outer voxel edges of a 3D grid: ``affine @ (i, j, k, 1)`` for
+    ``i in {-0.5, n_i - 0.5}`` etc."""
+    edges = np.array(np.meshgrid(*[(-0.5, n - 0.5) for n in shape[:3]], indexing="ij")).reshape(3, -1)
+    return affine[:3, :3] @ edges + affine[:3, 3:]
 
-    The corners are the outer voxel edges: ``affine @ (i, j, k, 1)`` for ``i in {-0.5, n_i - 0.5}`` etc.
-    """
+
+def world_box(path: str) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], float]:
+    """(lower corner, upper corner, shape, largest voxel size) of what ``path`` covers in RAS world mm
+    (the box of ``grid_corners``)."""
     if os.path.isdir(path):  # DICOM series: MONAI's reader gives the RAS affine
         from monai.transforms import LoadImage
 
@@ -92,8 +97,7 @@ def world_box(path: str) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], float
     else:
         image = nib.load(path)
         affine, shape = image.affine, tuple(int(s) for s in image.shape[:3])
-    edges = np.array(np.meshgrid(*[(-0.5, n - 0.5) for n in shape], indexing="ij")).reshape(3, -1)
-    corners = affine[:3, :3] @ edges + affine[:3, 3:]
+    corners = grid_corners(affine, shape)
     voxel = float(np.sqrt((affine[:3, :3] ** 2).sum(axis=0)).max())
     return corners.min(axis=1), corners.max(axis=1), shape, voxel
 
