@@ -5,6 +5,7 @@ The configs in ``configs/`` are the pipeline; these modules hold the parts MONAI
 
 from bundle import (  # noqa: F401
     augment,
+    bias_field,
     checkpoint,
     data,
     inferer,

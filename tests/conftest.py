@@ -31,6 +31,18 @@ def require_shared(*paths: Path) -> None:
             pytest.skip(f"needs the shared real MRI data: {path} is absent (expected ../shared beside the bundle)")
 
 
+def inference_preprocessing(**overrides):
+    """The ``preprocessing`` Compose of configs/inference.yaml, with config keys overridden (e.g. mirror=False)."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLE_ROOT / "configs" / "inference.yaml"))
+    parser["bundle_root"] = str(BUNDLE_ROOT)
+    for key, value in overrides.items():
+        parser[key] = value
+    return parser.get_parsed_content("preprocessing")
+
+
 def run_bundle(*args: str, cwd: Path = BUNDLE_ROOT, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
     """Run ``python -m <args>`` like a user would; with ``check``, fail the test with its output if it exits non-zero."""
     env = dict(os.environ, PYTHONPATH=str(BUNDLE_ROOT))

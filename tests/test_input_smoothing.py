@@ -6,19 +6,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigParser
 from monai.transforms import Compose, GaussianSmoothd
 
-from conftest import BUNDLE_ROOT
+from conftest import inference_preprocessing
 
 
 def preprocessing(sigma=None) -> Compose:
-    parser = ConfigParser()
-    parser.read_config(str(BUNDLE_ROOT / "configs" / "inference.yaml"))
-    parser["bundle_root"] = str(BUNDLE_ROOT)
-    if sigma is not None:
-        parser["input_smoothing_sigma"] = sigma
-    return parser.get_parsed_content("preprocessing")
+    return inference_preprocessing() if sigma is None else inference_preprocessing(input_smoothing_sigma=sigma)
 
 
 def neighbour_correlation(x: np.ndarray, axis: int) -> float:
