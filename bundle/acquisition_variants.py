@@ -13,6 +13,10 @@ them under "testing". Variants:
   axes are tilted by 15 degrees about the left-right axis and stored in LPS voxel order, large enough to hold the
   whole original field of view.
 * ``int16_scaled``: intensities x 7.3 stored as int16 (another scanner's units); voxels unchanged.
+* ``vertex_bias_field``: voxels x b, a coil field that brightens the top of the head as in the skull-on scan
+  patient12 (its tissue peak rises from mid-brain to the vertex by about 30 %): with z the world superior coordinate
+  of a voxel and [z_low, z_high] that of the tissue (voxels above the volume mean), z_mid their middle,
+  b = gain ^ (max(0, z - z_mid) / (z_high - z_mid))^2, gain = 1.3. Grid and label unchanged.
 * ``shifted_half_voxel``: resampled (trilinear) onto the same grid moved by half a voxel along every axis: the
   interpolation blur of ``oblique_lps`` without its tilt, to tell the two apart. Not in the default set.
 
@@ -37,12 +41,13 @@ from bundle.evaluate import label_on_image_grid
 from bundle.input_check import grid_corners
 from bundle.report import write_json_atomic
 
-VARIANTS = ("thick_axial_5mm", "oblique_lps", "int16_scaled")
+VARIANTS = ("thick_axial_5mm", "oblique_lps", "int16_scaled", "vertex_bias_field")
 CONTROLS = ("shifted_half_voxel",)
 KNOWN = VARIANTS + CONTROLS
 SLICE_MM = 5.0
 TILT_DEGREES = 15.0
 INT16_SCALE = 7.3
+VERTEX_GAIN = 1.3
 
 
 def superior_axis(affine: np.ndarray) -> int:
@@ -64,6 +69,15 @@ def thick_slices(image: np.ndarray, affine: np.ndarray, axis: int, thickness: fl
     scale[axis, axis] = n / m
     scale[axis, 3] = 0.5 * n / m - 0.5
     return slabs, affine @ scale
+
+
+def vertex_field(voxels: np.ndarray, affine: np.ndarray, gain: float = VERTEX_GAIN) -> np.ndarray:
+    """The multiplicative field b of the ``vertex_bias_field`` variant (1 below mid-brain, ``gain`` at the top)."""
+    z = np.tensordot(affine[2, :3], np.indices(voxels.shape, dtype=np.float64), axes=1) + affine[2, 3]
+    above = voxels > voxels.mean()
+    tissue = z[above] if above.any() else z  # a constant volume is all tissue
+    mid, top = (tissue.min() + tissue.max()) / 2, tissue.max()
+    return gain ** (np.clip(z - mid, 0, None) / max(top - mid, 1e-6)) ** 2
 
 
 def tilted_grid(affine: np.ndarray, shape: tuple[int, ...], degrees: float) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -95,6 +109,8 @@ def variant(name: str, image: MetaTensor) -> tuple[np.ndarray, np.ndarray]:
     voxels = np.asarray(image[0], dtype=np.float32)
     if name == "thick_axial_5mm":
         return thick_slices(voxels, affine, superior_axis(affine), SLICE_MM)
+    if name == "vertex_bias_field":
+        return (voxels * vertex_field(voxels, affine)).astype(np.float32), affine
     if name == "int16_scaled":
         return np.clip(np.round(voxels * INT16_SCALE), -32768, 32767).astype(np.int16), affine
     if name == "oblique_lps":

@@ -89,6 +89,19 @@ def test_int16_variant_rescales_only():
     np.testing.assert_allclose(voxels, np.round(7.3 * ramp_image()[0].numpy()), atol=1)
 
 
+def test_vertex_bias_field_brightens_only_the_upper_half_of_the_tissue():
+    flat = MetaTensor(torch.full((1, *SHAPE), 100.0), affine=torch.as_tensor(AFFINE))
+    voxels, affine = variant("vertex_bias_field", flat)
+    assert np.array_equal(affine, AFFINE)
+    z = world(AFFINE, SHAPE)[..., 2]
+    mid, top = (z.min() + z.max()) / 2, z.max()
+    assert np.allclose(voxels[z <= mid], 100.0)  # lower half untouched
+    assert voxels[z == top].max() == pytest.approx(130.0, rel=1e-4)  # +30 % at the top
+    upper = z > mid
+    expected = 100 * 1.3 ** (((z[upper] - mid) / (top - mid)) ** 2)
+    assert np.allclose(voxels[upper], expected, rtol=1e-5)  # rises with height, quadratically
+
+
 def test_command_writes_every_variant_with_the_original_label(tmp_path):
     image = ramp_image()
     nib.save(nib.Nifti1Image(image[0].numpy(), AFFINE), tmp_path / "case_flair.nii.gz")
@@ -98,7 +111,7 @@ def test_command_writes_every_variant_with_the_original_label(tmp_path):
     (tmp_path / "list.json").write_text(json.dumps({"validation": [
         {"image": "case_flair.nii.gz", "label": "case_label.nii.gz"}]}))
     cases = acquisition_variants(str(tmp_path / "list.json"), str(tmp_path / "out"))
-    assert [c["variant"] for c in cases] == ["thick_axial_5mm", "oblique_lps", "int16_scaled"]
+    assert [c["variant"] for c in cases] == ["thick_axial_5mm", "oblique_lps", "int16_scaled", "vertex_bias_field"]
     assert json.loads((tmp_path / "out" / "datalist.json").read_text())["testing"] == cases
     lesion_world = world(AFFINE, SHAPE)[label > 0]
     for case in cases:
