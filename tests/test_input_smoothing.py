@@ -11,10 +11,6 @@ from monai.transforms import Compose, GaussianSmoothd
 from conftest import inference_preprocessing
 
 
-def preprocessing(sigma=None) -> Compose:
-    return inference_preprocessing() if sigma is None else inference_preprocessing(input_smoothing_sigma=sigma)
-
-
 def neighbour_correlation(x: np.ndarray, axis: int) -> float:
     """Pearson correlation of the volume with itself shifted by one voxel along ``axis``."""
     a, b = np.moveaxis(x, axis, 0)[:-1].ravel(), np.moveaxis(x, axis, 0)[1:].ravel()
@@ -32,7 +28,7 @@ def noise_scan(tmp_path_factory):
 
 
 def test_default_is_off_and_leaves_the_input_unchanged(noise_scan):
-    default = preprocessing()
+    default = inference_preprocessing()
     assert [t.converter.sigma for t in default.transforms if isinstance(t, GaussianSmoothd)] == [[0.0, 0.0, 0.0]]
     without = Compose([t for t in default.transforms if not isinstance(t, GaussianSmoothd)])
     assert torch.equal(default({"image": noise_scan})["image"].as_tensor(), without({"image": noise_scan})["image"].as_tensor())
@@ -40,8 +36,8 @@ def test_default_is_off_and_leaves_the_input_unchanged(noise_scan):
 
 def test_through_plane_sigma_smooths_only_across_slices(noise_scan):
     inner = (slice(4, -4),) * 3  # away from the zero padding at the volume's faces
-    x = preprocessing([0.0, 0.0, 1.0])({"image": noise_scan})["image"][0].numpy()[inner]
-    off = preprocessing()({"image": noise_scan})["image"][0].numpy()[inner]
+    x = inference_preprocessing(input_smoothing_sigma=[0.0, 0.0, 1.0])({"image": noise_scan})["image"][0].numpy()[inner]
+    off = inference_preprocessing()({"image": noise_scan})["image"][0].numpy()[inner]
     assert neighbour_correlation(off, 2) < 0.2  # white noise before
     assert neighbour_correlation(x, 2) > 0.6  # neighbouring slices share most of their noise after
     assert neighbour_correlation(x, 0) < 0.2 and neighbour_correlation(x, 1) < 0.2  # in-plane untouched
