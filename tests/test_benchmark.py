@@ -21,21 +21,22 @@ def test_benchmark_writes_times_ratios_and_environment(tmp_path):
     run_bundle(
         "bundle", "benchmark", "--input", str(tmp_path / "tiny.nii.gz"), "--output", str(out),
         "--repeats", "1", "--ddpm_slices", "1", "--ddpm_steps", "5",
-        "--modes", "['default','ddpm1000','unet','baseline','default_bias_corrected']",
+        "--modes", "['default','ddpm1000','unet','baseline','default_uncorrected']",
     )
     report = json.loads(out.read_text())
     for key in ("device", "device_name", "torch_version", "threads", "num_samples", "num_steps",
                 "ratio_ddpm1000_over_default", "ratio_default_over_unet", "ratio_default_over_baseline",
-                "ratio_bias_corrected_over_default"):
+                "ratio_default_over_uncorrected"):
         assert key in report, key
-    for mode in ("default", "ddpm1000", "unet", "baseline", "default_bias_corrected"):
+    for mode in ("default", "ddpm1000", "unet", "baseline", "default_uncorrected"):
         result = report["results"][mode]
         assert len(result["times_s"]) == 1 and result["median_s"] > 0 and result["peak_rss_mb"] > 50
     assert "scaled by" in report["results"]["ddpm1000"]["note"]
     assert report["results"]["unet"]["parameters"] > 500_000
     assert report["results"]["baseline"]["network"] == "UNet"  # the baseline's whole path, not the denoiser's
     assert report["results"]["default"]["network"] != "UNet"
-    assert report["results"]["default_bias_corrected"]["settings"] == {"bias_field_correction": True}
+    assert report["results"]["default_uncorrected"]["settings"] == {
+        "bias_field_correction": False, "input_smoothing_sigma": [0.0, 0.0, 0.0]}
 
 
 def test_sweep_times_every_n_and_k_and_draws_them(tmp_path):

@@ -70,3 +70,8 @@ def test_config_key_switches_the_correction(enabled):
     spacing = names.index("Spacingd")
     assert names[spacing + 1] == ("N4BiasFieldCorrectiond" if enabled else "Identityd")
     assert names.index("NormalizeToTissued") > spacing + 1  # the field is removed before the intensity scale
+
+
+def test_correction_is_on_by_default():  # since 0.7.0 (docs/results.md, stage 13)
+    names = [type(t).__name__ for t in inference_preprocessing().transforms]
+    assert names[names.index("Spacingd") + 1] == "N4BiasFieldCorrectiond"
