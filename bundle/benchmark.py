@@ -26,7 +26,9 @@ h. ``default_uncorrected`` (optional, ``--modes``): path a without the input cor
    0.7.0 (no N4 bias-field correction, no input smoothing: the 0.6 preprocessing), so their cost is a ratio measured
    in the same run.
 
-Each measurement runs in its own process so its peak RSS (``getrusage``) and CUDA peak are its own. The JSON holds
+Each measurement runs in its own process so its peak RSS (``getrusage``) and CUDA peak are its own. With
+``rounds`` > 1 the modes are measured in turn, round after round (a b a b ...), and each mode's times are pooled, so
+a slow drift of the machine's speed falls on every mode alike instead of on whichever ran first. The JSON holds
 the times, the ratios b/a and a/c, N, K, device name, torch version and thread count.
 """
 
@@ -139,7 +141,7 @@ def worker(
     print("BENCHMARK " + json.dumps(result))
 
 
-def _measure(
+def _worker_result(
     mode: str, input: str, device: str, repeats: int, bundle_root: str, ddpm_slices: int, ddpm_steps: int
 ) -> dict:
     cmd = [sys.executable, "-m", "bundle", "benchmark-worker", mode, input, device, str(repeats), bundle_root,
@@ -148,10 +150,19 @@ def _measure(
     lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCHMARK ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"benchmark of {mode} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    result = json.loads(lines[-1][len("BENCHMARK "):])
+    return json.loads(lines[-1][len("BENCHMARK "):])
+
+
+def _summarise(rounds: list[dict]) -> dict:
+    """One mode's worker results (one per round) -> its pooled times, median, range and peak memory."""
+    result = dict(rounds[0])
+    result["times_s"] = [t for r in rounds for t in r["times_s"]]
+    for key in ("peak_rss_mb", "cuda_peak_mb"):
+        if key in result:
+            result[key] = max(r[key] for r in rounds)
     times = result["times_s"]
     result.update(median_s=statistics.median(times), min_s=min(times), max_s=max(times))
-    if mode == "ddpm1000":
+    if result["mode"] == "ddpm1000":
         result["timed_median_s"] = result["median_s"]
         result["median_s"] = result["median_s"] * result["scale"]
         result["note"] = (
@@ -170,9 +181,11 @@ def benchmark(
     ddpm_slices: int = 2,
     modes: tuple[str, ...] = MODES,
     ddpm_steps: int = 1000,
+    rounds: int = 1,
 ) -> dict:
     """Measure the ``modes`` on ``input`` and write the results to ``output`` (JSON); returns them.
 
+    ``rounds`` > 1 measures the modes in turn that many times (``repeats`` timed runs each time) and pools the times.
     ``ddpm_steps`` below 1000 is only for smoke tests: the ``ddpm1000`` entry then is not the T = 1000 baseline.
     """
     bundle_root = os.path.abspath(bundle_root)
@@ -180,13 +193,17 @@ def benchmark(
     if not os.path.isfile(input):
         raise FileNotFoundError(f"{input}: benchmark input not found (pass --input FILE)")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if repeats < 1 or rounds < 1:
+        raise ValueError(f"repeats and rounds must be >= 1, got {repeats} and {rounds}")
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
     parser.read_config(os.path.join(bundle_root, "configs", "inference.yaml"))
-    results = {mode: _measure(mode, input, device, repeats, bundle_root, ddpm_slices, ddpm_steps) for mode in modes}
+    measured = {mode: [] for mode in modes}
+    for _ in range(rounds):
+        for mode in modes:
+            measured[mode].append(_worker_result(mode, input, device, repeats, bundle_root, ddpm_slices, ddpm_steps))
+    results = {mode: _summarise(measured[mode]) for mode in modes}
     report = {
         "input": input,
         "device": device,
@@ -198,6 +215,7 @@ def benchmark(
         "num_samples": parser["num_samples"],
         "num_steps": parser["num_steps"],
         "repeats": repeats,
+        "rounds": rounds,
         "results": results,
     }
     if "default" in results and "ddpm1000" in results:

@@ -7,7 +7,9 @@
 Scans as acquired (skull on, receive coils) can be 10-35 % brighter at one end of the head; after one global
 intensity scale that brightening looks like FLAIR hyperintensity. The corrected MNI scan of ../shared gets a field
 within 2 % of 1, but the MSD glioma volumes do not (up to 1.4 between the 5th and 95th percentile: residual scanner
-field or a large bright lesion partly absorbed), which is why this is opt-in (docs/results.md, stages 11 and 12).
+field or a large bright lesion partly absorbed), which cost them 0.01-0.02 Dice when N4 ran alone (docs/results.md,
+stages 11 and 12); together with a half-voxel input smoothing it passed its rule and is on by default since 0.7.0
+(stage 13; ``bias_field_correction`` in configs/inference.yaml).
 The overall scale is left to :class:`bundle.intensity.NormalizeToTissued`, which comes after.
 """
 

@@ -54,3 +54,23 @@ def test_sweep_times_every_n_and_k_and_draws_them(tmp_path):
     assert all(t > 0 for _, t in report["time_vs_samples"]["points"] + report["time_vs_steps"]["points"])
     svg = plot.read_text()
     assert svg.startswith("<svg") and svg.count("<polyline") == 2
+
+
+def test_rounds_interleave_the_modes_and_pool_their_times(tmp_path, monkeypatch):
+    import bundle.benchmark as bench
+
+    calls = []
+
+    def fake_worker(mode, *args):
+        calls.append(mode)
+        time_s = {"default": 10.0, "default_uncorrected": 8.0}[mode] + len(calls)  # the machine slows down
+        return {"mode": mode, "times_s": [time_s], "peak_rss_mb": 100.0 + len(calls)}
+
+    monkeypatch.setattr(bench, "_worker_result", fake_worker)
+    report = bench.benchmark(str(tmp_path / "b.json"), input=SAMPLE, device="cpu", repeats=1, rounds=3,
+                             modes=("default", "default_uncorrected"))
+    assert calls == ["default", "default_uncorrected"] * 3
+    default, uncorrected = report["results"]["default"], report["results"]["default_uncorrected"]
+    assert default["times_s"] == [11.0, 13.0, 15.0] and uncorrected["times_s"] == [10.0, 12.0, 14.0]
+    assert default["median_s"] == 13.0 and default["min_s"] == 11.0 and default["peak_rss_mb"] == 105.0
+    assert report["rounds"] == 3 and report["ratio_default_over_uncorrected"] == 13.0 / 12.0
