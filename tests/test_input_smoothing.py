@@ -42,6 +42,7 @@ def test_zero_sigma_leaves_the_input_unchanged(noise_scan):
 
 def test_through_plane_sigma_smooths_only_across_slices(noise_scan):
     inner = (slice(4, -4),) * 3  # away from the zero padding at the volume's faces
+
     def preprocessed(sigma):
         transform = inference_preprocessing(input_smoothing_sigma=sigma, bias_field_correction=False)
         return transform({"image": noise_scan})["image"][0].numpy()[inner]
