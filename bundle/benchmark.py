@@ -25,6 +25,8 @@ g. ``baseline`` (optional, ``--modes``): the whole inference path of the determi
 h. ``default_uncorrected`` (optional, ``--modes``): path a without the input corrections that are default since
    0.7.0 (no N4 bias-field correction, no input smoothing: the 0.6 preprocessing), so their cost is a ratio measured
    in the same run.
+i. ``default_malloc_tuned`` (optional, ``--modes``): path a in a process started with ``MALLOC_TUNED_ENV``, glibc
+   settings that keep freed memory for reuse instead of returning it to the kernel after every step.
 
 Each measurement runs in its own process so its peak RSS (``getrusage``) and CUDA peak are its own. With
 ``rounds`` > 1 the modes are measured in turn, round after round (a b a b ...), and each mode's times are pooled, so
@@ -53,6 +55,9 @@ ADAPTIVE_TOLERANCE = 0.1
 UNMIRRORED = {"mirror": False}
 UNCORRECTED = {"bias_field_correction": False, "input_smoothing_sigma": [0.0, 0.0, 0.0]}
 BASELINE_CONFIGS = ("inference.yaml", "baseline_inference.yaml")
+MALLOC_TUNED_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": str(4 << 30), "MALLOC_TRIM_THRESHOLD_": str(4 << 30), "MALLOC_TOP_PAD_": str(1 << 30)
+}
 
 
 def _parser(bundle_root: str, device: str, configs: tuple[str, ...] = ("inference.yaml",)):
@@ -120,6 +125,7 @@ def worker(
         "default_adaptive": lambda p: _run_default(p, input, device, {"stop_tolerance": ADAPTIVE_TOLERANCE}),
         "default_unmirrored": lambda p: _run_default(p, input, device, UNMIRRORED),
         "default_uncorrected": lambda p: _run_default(p, input, device, UNCORRECTED),
+        "default_malloc_tuned": lambda p: _run_default(p, input, device),  # same path, other process env
         "ddpm1000": lambda p: _run_ddpm(p, input, device, ddpm_slices, ddpm_steps),
         "unet": lambda p: _run_unet(p, input, device),
         "baseline": lambda p: _run_default(p, input, device),
@@ -146,7 +152,8 @@ def _worker_result(
 ) -> dict:
     cmd = [sys.executable, "-m", "bundle", "benchmark-worker", mode, input, device, str(repeats), bundle_root,
            str(ddpm_slices), str(ddpm_steps)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=bundle_root)
+    env = {**os.environ, **MALLOC_TUNED_ENV} if mode == "default_malloc_tuned" else None
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=bundle_root, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCHMARK ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"benchmark of {mode} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -233,6 +240,10 @@ def benchmark(
     if "default" in results and "default_uncorrected" in results:
         report["ratio_default_over_uncorrected"] = (
             results["default"]["median_s"] / results["default_uncorrected"]["median_s"]
+        )
+    if "default" in results and "default_malloc_tuned" in results:
+        report["ratio_default_over_malloc_tuned"] = (
+            results["default"]["median_s"] / results["default_malloc_tuned"]["median_s"]
         )
     if "default" in results and "baseline" in results:
         report["ratio_default_over_baseline"] = results["default"]["median_s"] / results["baseline"]["median_s"]

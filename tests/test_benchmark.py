@@ -74,3 +74,21 @@ def test_rounds_interleave_the_modes_and_pool_their_times(tmp_path, monkeypatch)
     assert default["times_s"] == [11.0, 13.0, 15.0] and uncorrected["times_s"] == [10.0, 12.0, 14.0]
     assert default["median_s"] == 13.0 and default["min_s"] == 11.0 and default["peak_rss_mb"] == 105.0
     assert report["rounds"] == 3 and report["ratio_default_over_uncorrected"] == 13.0 / 12.0
+
+
+def test_malloc_tuned_mode_runs_its_worker_with_the_glibc_settings(monkeypatch):
+    import subprocess
+
+    import bundle.benchmark as bench
+
+    envs = {}
+
+    def fake_run(cmd, **kwargs):
+        envs[cmd[4]] = kwargs.get("env")
+        return subprocess.CompletedProcess(cmd, 0, stdout='BENCHMARK {"mode": "x", "times_s": [1.0]}\n', stderr="")
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    for mode in ("default", "default_malloc_tuned"):
+        bench._worker_result(mode, SAMPLE, "cpu", 1, ".", 1, 5)
+    assert envs["default"] is None  # the parent's environment, untouched
+    assert all(envs["default_malloc_tuned"][key] == value for key, value in bench.MALLOC_TUNED_ENV.items())
