@@ -58,6 +58,18 @@ BASELINE_CONFIGS = ("inference.yaml", "baseline_inference.yaml")
 MALLOC_TUNED_ENV = {
     "MALLOC_MMAP_THRESHOLD_": str(4 << 30), "MALLOC_TRIM_THRESHOLD_": str(4 << 30), "MALLOC_TOP_PAD_": str(1 << 30)
 }
+MODE_ENV = {"default_malloc_tuned": MALLOC_TUNED_ENV}  # extra environment of a mode's worker process
+# report key -> (numerator mode, denominator mode) of the median times, written when both modes were measured
+RATIOS = {
+    "ratio_ddpm1000_over_default": ("ddpm1000", "default"),
+    "ratio_default_over_unet": ("default", "unet"),
+    "ratio_plain_over_default": ("default_plain", "default"),
+    "ratio_default_over_adaptive": ("default", "default_adaptive"),
+    "ratio_default_over_unmirrored": ("default", "default_unmirrored"),
+    "ratio_default_over_uncorrected": ("default", "default_uncorrected"),
+    "ratio_default_over_malloc_tuned": ("default", "default_malloc_tuned"),
+    "ratio_default_over_baseline": ("default", "baseline"),
+}
 
 
 def _parser(bundle_root: str, device: str, configs: tuple[str, ...] = ("inference.yaml",)):
@@ -152,7 +164,7 @@ def _worker_result(
 ) -> dict:
     cmd = [sys.executable, "-m", "bundle", "benchmark-worker", mode, input, device, str(repeats), bundle_root,
            str(ddpm_slices), str(ddpm_steps)]
-    env = {**os.environ, **MALLOC_TUNED_ENV} if mode == "default_malloc_tuned" else None
+    env = {**os.environ, **MODE_ENV[mode]} if mode in MODE_ENV else None
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=bundle_root, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCHMARK ")]
     if proc.returncode != 0 or not lines:
@@ -225,28 +237,9 @@ def benchmark(
         "rounds": rounds,
         "results": results,
     }
-    if "default" in results and "ddpm1000" in results:
-        report["ratio_ddpm1000_over_default"] = results["ddpm1000"]["median_s"] / results["default"]["median_s"]
-    if "default" in results and "unet" in results:
-        report["ratio_default_over_unet"] = results["default"]["median_s"] / results["unet"]["median_s"]
-    if "default" in results and "default_plain" in results:
-        report["ratio_plain_over_default"] = results["default_plain"]["median_s"] / results["default"]["median_s"]
-    if "default" in results and "default_adaptive" in results:
-        report["ratio_default_over_adaptive"] = results["default"]["median_s"] / results["default_adaptive"]["median_s"]
-    if "default" in results and "default_unmirrored" in results:
-        report["ratio_default_over_unmirrored"] = (
-            results["default"]["median_s"] / results["default_unmirrored"]["median_s"]
-        )
-    if "default" in results and "default_uncorrected" in results:
-        report["ratio_default_over_uncorrected"] = (
-            results["default"]["median_s"] / results["default_uncorrected"]["median_s"]
-        )
-    if "default" in results and "default_malloc_tuned" in results:
-        report["ratio_default_over_malloc_tuned"] = (
-            results["default"]["median_s"] / results["default_malloc_tuned"]["median_s"]
-        )
-    if "default" in results and "baseline" in results:
-        report["ratio_default_over_baseline"] = results["default"]["median_s"] / results["baseline"]["median_s"]
+    for name, (numerator, denominator) in RATIOS.items():
+        if numerator in results and denominator in results:
+            report[name] = results[numerator]["median_s"] / results[denominator]["median_s"]
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
         json.dump(report, f, indent=2)

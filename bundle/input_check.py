@@ -78,9 +78,9 @@ def check_image(
         raise InputError(f"{path}: {bad} NaN/Inf voxels")
     if not allow_constant and data.size and float(data.max()) == float(data.min()):
         raise InputError(f"{path}: constant image (every voxel is {float(data.min()):g})")
-    nonzero = data[data != 0]
-    negative = float((nonzero < 0).mean()) if nonzero.size else 0.0
-    if not allow_constant and negative > MAX_NEGATIVE_FRACTION:
+    nonzero = data[data != 0] if not allow_constant else None  # masks skip the magnitude check
+    negative = float((nonzero < 0).mean()) if nonzero is not None and nonzero.size else 0.0
+    if negative > MAX_NEGATIVE_FRACTION:
         raise InputError(
             f"{path}: {100 * negative:.0f} % of the non-zero voxels are negative (minimum {float(data.min()):g}): "
             "intensities look normalised (e.g. z-scored); the model needs magnitude images as the scanner writes them"
