@@ -12,6 +12,7 @@ from bundle import (  # noqa: F401
     input_check,
     intensity,
     losses,
+    memory,
     network,
     prepare_batch,
     report,

@@ -25,8 +25,9 @@ g. ``baseline`` (optional, ``--modes``): the whole inference path of the determi
 h. ``default_uncorrected`` (optional, ``--modes``): path a without the input corrections that are default since
    0.7.0 (no N4 bias-field correction, no input smoothing: the 0.6 preprocessing), so their cost is a ratio measured
    in the same run.
-i. ``default_malloc_tuned`` (optional, ``--modes``): path a in a process started with ``MALLOC_TUNED_ENV``, glibc
-   settings that keep freed memory for reuse instead of returning it to the kernel after every step.
+i. ``default_glibc_defaults`` (optional, ``--modes``): path a with ``keep_freed_memory`` = false, glibc's own malloc
+   settings that return freed memory to the kernel after every step (the default before 0.7.1, see
+   ``bundle.memory``), so the gain of keeping it is a ratio measured in the same run.
 
 Each measurement runs in its own process so its peak RSS (``getrusage``) and CUDA peak are its own. With
 ``rounds`` > 1 the modes are measured in turn, round after round (a b a b ...), and each mode's times are pooled, so
@@ -48,6 +49,8 @@ import time
 
 import torch
 
+from bundle.memory import keep_freed_memory
+
 DEFAULT_INPUT = os.path.join("..", "shared", "data", "open_ms_data", "cross_sectional_mni", "patient26_FLAIR.nii.gz")
 MODES = ("default", "ddpm1000", "unet")
 PLAIN = {"channels_last": False, "precision": "fp32"}
@@ -55,10 +58,7 @@ ADAPTIVE_TOLERANCE = 0.1
 UNMIRRORED = {"mirror": False}
 UNCORRECTED = {"bias_field_correction": False, "input_smoothing_sigma": [0.0, 0.0, 0.0]}
 BASELINE_CONFIGS = ("inference.yaml", "baseline_inference.yaml")
-MALLOC_TUNED_ENV = {
-    "MALLOC_MMAP_THRESHOLD_": str(4 << 30), "MALLOC_TRIM_THRESHOLD_": str(4 << 30), "MALLOC_TOP_PAD_": str(1 << 30)
-}
-MODE_ENV = {"default_malloc_tuned": MALLOC_TUNED_ENV}  # extra environment of a mode's worker process
+GLIBC_DEFAULTS = {"keep_freed_memory": False}
 # report key -> (numerator mode, denominator mode) of the median times, written when both modes were measured
 RATIOS = {
     "ratio_ddpm1000_over_default": ("ddpm1000", "default"),
@@ -67,7 +67,7 @@ RATIOS = {
     "ratio_default_over_adaptive": ("default", "default_adaptive"),
     "ratio_default_over_unmirrored": ("default", "default_unmirrored"),
     "ratio_default_over_uncorrected": ("default", "default_uncorrected"),
-    "ratio_default_over_malloc_tuned": ("default", "default_malloc_tuned"),
+    "ratio_glibc_defaults_over_default": ("default_glibc_defaults", "default"),
     "ratio_default_over_baseline": ("default", "baseline"),
 }
 
@@ -105,6 +105,7 @@ def _run_ddpm(parser, path: str, device: str, slices: int, steps: int) -> dict:
     from bundle.sampler_agreement import config_sampler, load_network, sample_slices
     from bundle.slices import tissue_slices
 
+    keep_freed_memory(parser["keep_freed_memory"])  # the allocator settings of path a
     network = load_network(parser)
     volume = _preprocessed(parser, path, device)[0]
     tissue = tissue_slices(volume)
@@ -119,6 +120,7 @@ def _run_unet(parser, path: str, device: str) -> dict:
     from bundle.inferer import SliceStackInferer
 
     channels = parser["image_channels"] * (2 * parser["context_slices"] + 1)
+    keep_freed_memory(parser["keep_freed_memory"])  # the allocator settings of path a
     unet = UNet(2, channels, 1, (16, 32, 64, 128, 256), (2, 2, 2, 2), num_res_units=1, norm="instance").to(device)
     volume = _preprocessed(parser, path, device)
     with torch.inference_mode():
@@ -137,7 +139,7 @@ def worker(
         "default_adaptive": lambda p: _run_default(p, input, device, {"stop_tolerance": ADAPTIVE_TOLERANCE}),
         "default_unmirrored": lambda p: _run_default(p, input, device, UNMIRRORED),
         "default_uncorrected": lambda p: _run_default(p, input, device, UNCORRECTED),
-        "default_malloc_tuned": lambda p: _run_default(p, input, device),  # same path, other process env
+        "default_glibc_defaults": lambda p: _run_default(p, input, device, GLIBC_DEFAULTS),
         "ddpm1000": lambda p: _run_ddpm(p, input, device, ddpm_slices, ddpm_steps),
         "unet": lambda p: _run_unet(p, input, device),
         "baseline": lambda p: _run_default(p, input, device),
@@ -164,8 +166,7 @@ def _worker_result(
 ) -> dict:
     cmd = [sys.executable, "-m", "bundle", "benchmark-worker", mode, input, device, str(repeats), bundle_root,
            str(ddpm_slices), str(ddpm_steps)]
-    env = {**os.environ, **MODE_ENV[mode]} if mode in MODE_ENV else None
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=bundle_root, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=bundle_root)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCHMARK ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"benchmark of {mode} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")

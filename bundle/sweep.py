@@ -16,6 +16,8 @@ import time
 import torch
 
 from bundle.benchmark import DEFAULT_INPUT, _parser, _preprocessed, _sync
+from bundle.memory import keep_freed_memory
+from bundle.sampler_agreement import load_network
 
 
 def _time(inferer, volume, network, device: str, repeats: int) -> float:
@@ -51,9 +53,8 @@ def sweep(
     input = os.path.abspath(input or os.path.join(bundle_root, DEFAULT_INPUT))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     parser = _parser(bundle_root, device)
-    network = parser.get_parsed_content("network")
-    network.load_state_dict(torch.load(parser.get_parsed_content("ckpt_path"), map_location=device, weights_only=True))
-    network.eval()
+    keep_freed_memory(parser["keep_freed_memory"])  # the allocator settings of the inference config
+    network = load_network(parser)
     volume = _preprocessed(parser, input, device)
     tissue = tissue_slices(volume[0])
     chosen = tissue[len(tissue) // 2 - slices // 2 :][:slices]

@@ -21,14 +21,15 @@ def test_benchmark_writes_times_ratios_and_environment(tmp_path):
     run_bundle(
         "bundle", "benchmark", "--input", str(tmp_path / "tiny.nii.gz"), "--output", str(out),
         "--repeats", "1", "--ddpm_slices", "1", "--ddpm_steps", "5",
-        "--modes", "['default','ddpm1000','unet','baseline','default_uncorrected']",
+        "--modes", "['default','ddpm1000','unet','baseline','default_uncorrected',"
+        "'default_glibc_defaults']",
     )
     report = json.loads(out.read_text())
     for key in ("device", "device_name", "torch_version", "threads", "num_samples", "num_steps",
                 "ratio_ddpm1000_over_default", "ratio_default_over_unet", "ratio_default_over_baseline",
-                "ratio_default_over_uncorrected"):
+                "ratio_default_over_uncorrected", "ratio_glibc_defaults_over_default"):
         assert key in report, key
-    for mode in ("default", "ddpm1000", "unet", "baseline", "default_uncorrected"):
+    for mode in ("default", "ddpm1000", "unet", "baseline", "default_uncorrected", "default_glibc_defaults"):
         result = report["results"][mode]
         assert len(result["times_s"]) == 1 and result["median_s"] > 0 and result["peak_rss_mb"] > 50
     assert "scaled by" in report["results"]["ddpm1000"]["note"]
@@ -37,6 +38,7 @@ def test_benchmark_writes_times_ratios_and_environment(tmp_path):
     assert report["results"]["default"]["network"] != "UNet"
     assert report["results"]["default_uncorrected"]["settings"] == {
         "bias_field_correction": False, "input_smoothing_sigma": [0.0, 0.0, 0.0]}
+    assert report["results"]["default_glibc_defaults"]["settings"] == {"keep_freed_memory": False}
 
 
 def test_sweep_times_every_n_and_k_and_draws_them(tmp_path):
@@ -75,20 +77,3 @@ def test_rounds_interleave_the_modes_and_pool_their_times(tmp_path, monkeypatch)
     assert default["median_s"] == 13.0 and default["min_s"] == 11.0 and default["peak_rss_mb"] == 105.0
     assert report["rounds"] == 3 and report["ratio_default_over_uncorrected"] == 13.0 / 12.0
 
-
-def test_malloc_tuned_mode_runs_its_worker_with_the_glibc_settings(monkeypatch):
-    import subprocess
-
-    import bundle.benchmark as bench
-
-    envs = {}
-
-    def fake_run(cmd, **kwargs):
-        envs[cmd[4]] = kwargs.get("env")
-        return subprocess.CompletedProcess(cmd, 0, stdout='BENCHMARK {"mode": "x", "times_s": [1.0]}\n', stderr="")
-
-    monkeypatch.setattr(bench.subprocess, "run", fake_run)
-    for mode in ("default", "default_malloc_tuned"):
-        bench._worker_result(mode, SAMPLE, "cpu", 1, ".", 1, 5)
-    assert envs["default"] is None  # the parent's environment, untouched
-    assert all(envs["default_malloc_tuned"][key] == value for key, value in bench.MALLOC_TUNED_ENV.items())
