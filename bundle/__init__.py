@@ -8,6 +8,7 @@ from bundle import (  # noqa: F401
     bias_field,
     checkpoint,
     data,
+    flags,
     inferer,
     input_check,
     intensity,
