@@ -76,15 +76,16 @@ def check_image(
     bad = int(data.size - np.count_nonzero(np.isfinite(data)))
     if bad:
         raise InputError(f"{path}: {bad} NaN/Inf voxels")
-    if not allow_constant and data.size and float(data.max()) == float(data.min()):
-        raise InputError(f"{path}: constant image (every voxel is {float(data.min()):g})")
-    nonzero = data[data != 0] if not allow_constant else None  # masks skip the magnitude check
-    negative = float((nonzero < 0).mean()) if nonzero is not None and nonzero.size else 0.0
-    if negative > MAX_NEGATIVE_FRACTION:
-        raise InputError(
-            f"{path}: {100 * negative:.0f} % of the non-zero voxels are negative (minimum {float(data.min()):g}): "
-            "intensities look normalised (e.g. z-scored); the model needs magnitude images as the scanner writes them"
-        )
+    if not allow_constant and data.size:  # images only: masks may be constant and have no magnitude scale
+        if float(data.max()) == float(data.min()):
+            raise InputError(f"{path}: constant image (every voxel is {float(data.min()):g})")
+        negative = float((data[data != 0] < 0).mean())  # not constant, so some voxel is non-zero
+        if negative > MAX_NEGATIVE_FRACTION:
+            raise InputError(
+                f"{path}: {100 * negative:.0f} % of the non-zero voxels are negative (minimum {float(data.min()):g}): "
+                "intensities look normalised (e.g. z-scored); the model needs magnitude images as the scanner writes "
+                "them"
+            )
     if not np.isfinite(np.linalg.det(image.affine[:3, :3])) or abs(np.linalg.det(image.affine[:3, :3])) < 1e-9:
         raise InputError(f"{path}: degenerate affine (voxel-to-world matrix has no inverse)")
     return shape[:3]

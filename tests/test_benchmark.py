@@ -76,4 +76,3 @@ def test_rounds_interleave_the_modes_and_pool_their_times(tmp_path, monkeypatch)
     assert default["times_s"] == [11.0, 13.0, 15.0] and uncorrected["times_s"] == [10.0, 12.0, 14.0]
     assert default["median_s"] == 13.0 and default["min_s"] == 11.0 and default["peak_rss_mb"] == 105.0
     assert report["rounds"] == 3 and report["ratio_default_over_uncorrected"] == 13.0 / 12.0
-

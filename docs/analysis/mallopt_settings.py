@@ -14,6 +14,7 @@ import os
 import runpy
 import sys
 
+# glibc malloc.h; not imported from bundle.memory, because importing the bundle loads torch before mallopt runs
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 
 if os.environ.get("MALLOPT"):
