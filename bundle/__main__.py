@@ -10,7 +10,7 @@ Commands:
                      (see bundle.healthy_anatomy)
     semi-synthetic  real MS lesion masks of other patients inserted into the labelled MS scan, with a datalist
                     (see bundle.semi_synthetic)
-    acquisition-variants  labelled cases as thick-slice, tilted-grid and int16 scans, with a datalist
+    acquisition-variants  labelled cases as thick-slice, tilted-grid, int16 or skull-on scans, with a datalist
                           (see bundle.acquisition_variants)
     review     one HTML page showing a batch of inference outputs, worst uncertainty first (see bundle.review)
     label-serve  a MONAI Label 0.8.5 server for this bundle on 127.0.0.1 (see bundle.label.serve)

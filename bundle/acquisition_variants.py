@@ -17,6 +17,12 @@ them under "testing". Variants:
   patient12 (its tissue peak rises from mid-brain to the vertex by about 30 %): with z the world superior coordinate
   of a voxel and [z_low, z_high] that of the tissue (voxels above the volume mean), z_mid their middle,
   b = gain ^ (max(0, z - z_mid) / (z_high - z_mid))^2, gain = 1.3. Grid and label unchanged.
+* ``skull_on`` and ``skull_on_thick_5mm``: the scan padded by 20 mm on every side with the scalp, skull and face of
+  a real head written around its brain (:func:`bundle.head_shell.put_head_shell`, g = 1; the brain is the voxels
+  above 0.2 x the scan's white-matter level), the second then re-sliced as ``thick_axial_5mm``: a skull-stripped
+  labelled case as a scan with the skull on would give it. The head is ``--head`` with its brain mask ``--brain``
+  (default Colin27, the head of the training augmentation; docs/results.md uses a real skull-on FLAIR of ../shared
+  with a brain mask made by registration, docs/analysis/brain_mask_by_registration.py). Not in the default set.
 * ``shifted_half_voxel``: resampled (trilinear) onto the same grid moved by half a voxel along every axis: the
   interpolation blur of ``oblique_lps`` without its tilt, to tell the two apart. Not in the default set.
 
@@ -38,16 +44,20 @@ from monai.transforms import LoadImage, ResampleToMatch
 
 from bundle.data import case_name
 from bundle.evaluate import label_on_image_grid
+from bundle.head_shell import COLIN27_BRAIN, COLIN27_HEAD, load_head_shell, put_head_shell
 from bundle.input_check import grid_corners
 from bundle.report import write_json_atomic
 
 VARIANTS = ("thick_axial_5mm", "oblique_lps", "int16_scaled", "vertex_bias_field")
+SKULL_VARIANTS = ("skull_on", "skull_on_thick_5mm")
 CONTROLS = ("shifted_half_voxel",)
-KNOWN = VARIANTS + CONTROLS
+KNOWN = VARIANTS + SKULL_VARIANTS + CONTROLS
 SLICE_MM = 5.0
 TILT_DEGREES = 15.0
 INT16_SCALE = 7.3
 VERTEX_GAIN = 1.3
+SKULL_MARGIN_MM = 20.0
+BRAIN_FRACTION = 0.2  # brain = voxels above this fraction of the white-matter level (skull-stripped input)
 
 
 def superior_axis(affine: np.ndarray) -> int:
@@ -80,6 +90,24 @@ def vertex_field(voxels: np.ndarray, affine: np.ndarray, gain: float = VERTEX_GA
     return gain ** (np.clip(z - mid, 0, None) / max(top - mid, 1e-6)) ** 2
 
 
+def with_skull(voxels: np.ndarray, affine: np.ndarray, shell: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """(voxels, affine) of a skull-stripped 3D scan padded by ``SKULL_MARGIN_MM`` with a head shell around its brain.
+
+    ``shell`` is ``bundle.head_shell.load_head_shell(head, brain)``; world space is kept (the affine moves its origin
+    by the padding).
+    """
+    pad = np.ceil(SKULL_MARGIN_MM / np.linalg.norm(affine[:3, :3], axis=0)).astype(int)
+    padded = np.pad(voxels.astype(np.float32), [(p, p) for p in pad])
+    new_affine = affine.copy()
+    new_affine[:3, 3] -= affine[:3, :3] @ pad
+    positive = padded[padded > 0]
+    if positive.size == 0:
+        raise ValueError("no positive voxels: nothing to put a skull around")
+    white_matter = float(np.median(positive[positive >= positive.mean()]))
+    tissue = padded > BRAIN_FRACTION * white_matter
+    return put_head_shell(padded[None], new_affine, tissue, shell)[0].astype(np.float32), new_affine
+
+
 def tilted_grid(affine: np.ndarray, shape: tuple[int, ...], degrees: float) -> tuple[np.ndarray, tuple[int, ...]]:
     """(affine, shape) of a grid with ``affine``'s voxel sizes, axes tilted by ``degrees`` about world x, LPS order.
 
@@ -103,10 +131,17 @@ def empty_grid(affine: np.ndarray, shape: tuple[int, ...]) -> MetaTensor:
     return MetaTensor(torch.zeros((1, *shape)), affine=torch.as_tensor(affine))
 
 
-def variant(name: str, image: MetaTensor) -> tuple[np.ndarray, np.ndarray]:
-    """(voxels, affine) of acquisition variant ``name`` of a channel-first 3D ``image``."""
+def variant(name: str, image: MetaTensor, shell: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(voxels, affine) of acquisition variant ``name`` of a channel-first 3D ``image`` (``shell``: skull variants)."""
     affine = np.asarray(image.affine, dtype=np.float64)
     voxels = np.asarray(image[0], dtype=np.float32)
+    if name in SKULL_VARIANTS:
+        if shell is None:
+            raise ValueError(f"acquisition variant {name!r} needs a head shell (bundle.head_shell.load_head_shell)")
+        voxels, affine = with_skull(voxels, affine, shell)
+        if name == "skull_on":
+            return voxels, affine
+        return thick_slices(voxels, affine, superior_axis(affine), SLICE_MM)
     if name == "thick_axial_5mm":
         return thick_slices(voxels, affine, superior_axis(affine), SLICE_MM)
     if name == "vertex_bias_field":
@@ -125,14 +160,23 @@ def variant(name: str, image: MetaTensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def acquisition_variants(
-    datalist: str, output_dir: str, key: str = "validation", variants: tuple[str, ...] | list[str] = VARIANTS
+    datalist: str,
+    output_dir: str,
+    key: str = "validation",
+    variants: tuple[str, ...] | list[str] = VARIANTS,
+    head: str = COLIN27_HEAD,
+    brain: str = COLIN27_BRAIN,
 ) -> list[dict]:
-    """Write every variant of every labelled case of ``datalist[key]`` and ``output_dir/datalist.json``."""
+    """Write every variant of every labelled case of ``datalist[key]`` and ``output_dir/datalist.json``.
+
+    ``head`` and ``brain`` (a full-head scan and its brain mask) are read only for the skull variants.
+    """
     for name in variants:
         if name not in KNOWN:  # before any file is written
             raise ValueError(f"unknown acquisition variant {name!r}; choose from {KNOWN}")
     if not os.path.isfile(datalist):
         raise FileNotFoundError(f"{datalist}: datalist not found")
+    shell = load_head_shell(head, brain) if set(variants) & set(SKULL_VARIANTS) else None
     cases = load_decathlon_datalist(datalist, data_list_key=key)
     loader = LoadImage(image_only=True, ensure_channel_first=True)
     os.makedirs(output_dir, exist_ok=True)
@@ -144,7 +188,7 @@ def acquisition_variants(
         for name in variants:
             paths = []
             for source, image in zip(modalities, images):
-                voxels, affine = variant(name, image)
+                voxels, affine = variant(name, image, shell)
                 paths.append(os.path.abspath(os.path.join(output_dir, f"{case_name(source)}_{name}.nii.gz")))
                 nib.save(nib.Nifti1Image(voxels, affine), paths[-1])
             entry = paths if isinstance(case["image"], (list, tuple)) else paths[0]

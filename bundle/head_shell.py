@@ -52,6 +52,23 @@ def load_head_shell(head_path: str, brain_path: str) -> tuple[np.ndarray, np.nda
     return shell, head_img.affine, bounding_box_world(brain, head_img.affine)
 
 
+def put_head_shell(
+    img: np.ndarray, affine: np.ndarray, tissue: np.ndarray, shell: tuple, gain: float = 1.0
+) -> np.ndarray:
+    """``img`` (C, H, W, D) with the head shell of ``load_head_shell`` written outside its brain (formula above).
+
+    ``tissue`` (H, W, D) marks the brain voxels of ``img``; its holes filled and dilated by 1 voxel it is B. The shell
+    is mapped by matching brain bounding boxes and scaled by g = ``gain`` times the white-matter level of ``img``.
+    """
+    head, head_affine, source_box = shell
+    brain = ndimage.binary_dilation(ndimage.binary_fill_holes(tissue), iterations=1)
+    target_box = bounding_box_world(tissue, affine)
+    moved = resample_by_brain_box(head, head_affine, source_box, target_box, affine, tissue.shape) * gain
+    values = img[:, tissue]
+    scale = float(np.median(values[values >= values.mean()]))  # the image's white-matter level, as h_wm
+    return np.where(brain[None], img, scale * moved[None])
+
+
 class RandHeadShelld(RandImageLabeld):
     """With probability ``prob``, put a real head's scalp and skull around the skull-stripped brain of (image, label).
 
@@ -77,7 +94,7 @@ class RandHeadShelld(RandImageLabeld):
         tissue_threshold: float = 0.2,
     ) -> None:
         super().__init__(keys, prob)
-        self.shell, self.shell_affine, self.source_box = load_head_shell(head, brain) if prob > 0 else (None,) * 3
+        self.shell = load_head_shell(head, brain) if prob > 0 else None
         self.gain_range, self.tissue_threshold = gain_range, tissue_threshold
         self.pad = BorderPad(spatial_border=margin)
 
@@ -93,13 +110,7 @@ class RandHeadShelld(RandImageLabeld):
         tissue = (img > self.tissue_threshold).any(0)
         if not tissue.any():
             return d
-        brain = ndimage.binary_dilation(ndimage.binary_fill_holes(tissue), iterations=1)
-        target_box = bounding_box_world(tissue, affine)
-        shell = resample_by_brain_box(self.shell, self.shell_affine, self.source_box, target_box, affine, tissue.shape)
-        shell = shell * self.R.uniform(*self.gain_range)
-        values = img[:, tissue]
-        scale = float(np.median(values[values >= values.mean()]))  # the image's white-matter level, as h_wm
-        out = np.where(brain[None], img, scale * shell[None])
+        out = put_head_shell(img, affine, tissue, self.shell, self.R.uniform(*self.gain_range))
         d[image_key] = convert_to_dst_type(out, dst=image, dtype=torch.float32)[0]
         d[label_key] = label
         return d

@@ -11,6 +11,7 @@ import torch
 from monai.data import MetaTensor
 
 from bundle.acquisition_variants import acquisition_variants, variant
+from bundle.head_shell import load_head_shell
 
 # a small anisotropic scan stored in LAS order with a slight rotation, origin off centre
 ANGLE = np.radians(5)
@@ -129,3 +130,71 @@ def test_command_writes_every_variant_with_the_original_label(tmp_path):
         acquisition_variants(str(tmp_path / "list.json"), str(tmp_path / "out"), variants=["sideways"])
     with pytest.raises(FileNotFoundError, match="nowhere.json"):
         acquisition_variants(str(tmp_path / "nowhere.json"), str(tmp_path / "out"))
+
+
+def phantom_head(tmp_path) -> tuple[str, str]:
+    """A 48^3 1 mm full head: brain sphere (r 12 mm, white matter 100) inside a scalp (r 12-22 mm, fat 150)."""
+    radius = np.sqrt(((np.indices((48, 48, 48)) - 24) ** 2).sum(0))
+    scan = np.where(radius < 12, 100.0, np.where(radius < 22, 150.0, 0.0)).astype(np.float32)
+    affine = np.eye(4)
+    affine[:3, 3] = -24
+    nib.save(nib.Nifti1Image(scan, affine), tmp_path / "head.nii.gz")
+    nib.save(nib.Nifti1Image((radius < 12).astype(np.uint8), affine), tmp_path / "brain.nii.gz")
+    return str(tmp_path / "head.nii.gz"), str(tmp_path / "brain.nii.gz")
+
+
+def skull_stripped_ramp() -> tuple[MetaTensor, np.ndarray, np.ndarray]:
+    """(scan, brain, centre): the ramp scan kept only inside a brain ball of radius 8 mm, air (0) around it."""
+    points = world(AFFINE, SHAPE)
+    centre = points.reshape(-1, 3).mean(axis=0)
+    brain = np.linalg.norm(points - centre, axis=-1) < 8
+    scan = ramp_image()
+    scan[0][torch.as_tensor(~brain)] = 0
+    return scan, brain, centre
+
+
+def test_skull_on_keeps_the_brain_and_world_space_and_puts_a_scalp_around_it(tmp_path):
+    scan, brain, centre = skull_stripped_ramp()
+    shell = load_head_shell(*phantom_head(tmp_path))
+    voxels, affine = variant("skull_on", scan, shell)
+    pad = np.ceil(20.0 / np.array([1.2, 1.1, 1.3])).astype(int)  # 20 mm on every side
+    assert voxels.shape == tuple(np.array(SHAPE) + 2 * pad)
+    np.testing.assert_allclose(affine[:3, :3], AFFINE[:3, :3])
+    np.testing.assert_allclose(world(affine, voxels.shape)[tuple(pad)], AFFINE[:3, 3])  # same world space
+    inner = voxels[pad[0]:pad[0] + SHAPE[0], pad[1]:pad[1] + SHAPE[1], pad[2]:pad[2] + SHAPE[2]]
+    np.testing.assert_array_equal(inner[brain], scan[0].numpy()[brain])  # the brain untouched
+    # the phantom's scalp (12-22 mm, brain box 23 -> 16 mm: x 0.7) lands at about 8.4-15.3 mm from the centre,
+    # at 1.5 x the scan's white-matter level; far outside is air
+    distance = np.linalg.norm(world(affine, voxels.shape) - centre, axis=-1)
+    values = scan[0].numpy()[brain]
+    white_matter = np.median(values[values >= values.mean()])
+    assert np.median(voxels[(distance > 10.5) & (distance < 14)]) == pytest.approx(1.5 * white_matter, rel=0.05)
+    assert voxels[distance > 18].max() == 0
+    thick, thick_affine = variant("skull_on_thick_5mm", scan, shell)
+    assert thick.shape[:2] == voxels.shape[:2] and thick.shape[2] == round(voxels.shape[2] * 1.3 / 5)
+    assert thick.mean() == pytest.approx(voxels.mean(), rel=1e-3)  # slabs of the skull-on scan
+    with pytest.raises(ValueError, match="'skull_on' needs a head shell"):
+        variant("skull_on", scan)
+
+
+def test_command_writes_skull_variants_with_the_label_in_place(tmp_path):
+    scan, brain, _ = skull_stripped_ramp()
+    nib.save(nib.Nifti1Image(scan[0].numpy(), AFFINE), tmp_path / "case_flair.nii.gz")
+    label = np.zeros(SHAPE, np.uint8)
+    label[8:12, 10:14, 13:17] = 1
+    nib.save(nib.Nifti1Image(label, AFFINE), tmp_path / "case_label.nii.gz")
+    (tmp_path / "list.json").write_text(json.dumps({"validation": [
+        {"image": "case_flair.nii.gz", "label": "case_label.nii.gz"}]}))
+    head, brain_mask = phantom_head(tmp_path)
+    cases = acquisition_variants(str(tmp_path / "list.json"), str(tmp_path / "out"),
+                                 variants=["skull_on"], head=head, brain=brain_mask)
+    moved = nib.load(cases[0]["label"])
+    assert moved.shape == nib.load(cases[0]["image"]).shape
+    values = np.asarray(moved.dataobj)
+    assert values.sum() == label.sum()  # the same voxels, padded
+    np.testing.assert_allclose(world(moved.affine, moved.shape)[values > 0].mean(axis=0),
+                               world(AFFINE, SHAPE)[label > 0].mean(axis=0), atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="nowhere.nii.gz"):
+        acquisition_variants(str(tmp_path / "list.json"), str(tmp_path / "out2"), variants=["skull_on"],
+                             head=str(tmp_path / "nowhere.nii.gz"), brain=brain_mask)
+    assert not (tmp_path / "out2").exists()  # refused before anything was written
