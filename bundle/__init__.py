@@ -18,6 +18,7 @@ from bundle import (  # noqa: F401
     prepare_batch,
     report,
     scheduler,
+    skull_strip,
     slices,
     synthesis,
 )
