@@ -28,6 +28,8 @@ h. ``default_uncorrected`` (optional, ``--modes``): path a without the input cor
 i. ``default_glibc_defaults`` (optional, ``--modes``): path a with ``keep_freed_memory`` = false, glibc's own malloc
    settings that return freed memory to the kernel after every step (the default before 0.7.1, see
    ``bundle.memory``), so the gain of keeping it is a ratio measured in the same run.
+j. ``default_unstripped`` (optional, ``--modes``): path a with ``skull_strip`` = false, so the cost of the brain mask
+   (on a skull-stripped input: the mask is computed and the scan passes unchanged) is a ratio measured in the same run.
 
 Each measurement runs in its own process so its peak RSS (``getrusage``) and CUDA peak are its own. With
 ``rounds`` > 1 the modes are measured in turn, round after round (a b a b ...), and each mode's times are pooled, so
@@ -59,6 +61,7 @@ UNMIRRORED = {"mirror": False}
 UNCORRECTED = {"bias_field_correction": False, "input_smoothing_sigma": [0.0, 0.0, 0.0]}
 BASELINE_CONFIGS = ("inference.yaml", "baseline_inference.yaml")
 GLIBC_DEFAULTS = {"keep_freed_memory": False}
+UNSTRIPPED = {"skull_strip": False}
 # report key -> (numerator mode, denominator mode) of the median times, written when both modes were measured
 RATIOS = {
     "ratio_ddpm1000_over_default": ("ddpm1000", "default"),
@@ -69,6 +72,7 @@ RATIOS = {
     "ratio_default_over_uncorrected": ("default", "default_uncorrected"),
     "ratio_glibc_defaults_over_default": ("default_glibc_defaults", "default"),
     "ratio_default_over_baseline": ("default", "baseline"),
+    "ratio_default_over_unstripped": ("default", "default_unstripped"),
 }
 
 
@@ -140,6 +144,7 @@ def worker(
         "default_unmirrored": lambda p: _run_default(p, input, device, UNMIRRORED),
         "default_uncorrected": lambda p: _run_default(p, input, device, UNCORRECTED),
         "default_glibc_defaults": lambda p: _run_default(p, input, device, GLIBC_DEFAULTS),
+        "default_unstripped": lambda p: _run_default(p, input, device, UNSTRIPPED),
         "ddpm1000": lambda p: _run_ddpm(p, input, device, ddpm_slices, ddpm_steps),
         "unet": lambda p: _run_unet(p, input, device),
         "baseline": lambda p: _run_default(p, input, device),

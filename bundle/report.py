@@ -19,6 +19,7 @@ from monai.transforms import MapTransform
 from scipy import ndimage
 
 from bundle.data import case_name
+from bundle.skull_strip import STRIPPED_META_KEY
 
 
 def bundle_version(bundle_root: str) -> str:
@@ -164,7 +165,8 @@ class LesionReportd(MapTransform):
         uncertainty = torch.as_tensor(d[self.uncertainty_key]).detach().cpu().numpy()[0]
         probability = torch.as_tensor(d[self.probability_key]).detach().cpu().numpy()[0] if self.probability_key else None
         affine = np.asarray(torch.as_tensor(d[self.mask_key].affine).cpu().numpy(), dtype=np.float64)
-        source = d[self.image_key].meta.get("filename_or_obj", "") if hasattr(d[self.image_key], "meta") else ""
+        meta = d[self.image_key].meta if hasattr(d[self.image_key], "meta") else {}
+        source = meta.get("filename_or_obj", "")
         summary = lesion_summary(mask, uncertainty, affine)
         uncertain_ml = float((uncertainty > self.uncertain_voxel_threshold).sum()) * summary["voxel_volume_ml"]
         extent = tissue_extent_mm(d[self.image_key])
@@ -182,6 +184,7 @@ class LesionReportd(MapTransform):
             "uncertain_volume_ml": round(uncertain_ml, 4),
             "uncertainty_score": score,
             "tissue_extent_mm": extent,
+            "skull_stripped_by_bundle": bool(meta.get(STRIPPED_META_KEY, False)),
             "lesions": summary["lesions"],
             "review_required": flagged,
             "review_rule": rule,

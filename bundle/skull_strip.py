@@ -26,9 +26,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 from monai.config import KeysCollection
+from monai.data import MetaTensor
 from monai.transforms import MapTransform
 from monai.utils import convert_to_dst_type
 from scipy import ndimage
+
+STRIPPED_META_KEY = "skull_stripped_by_bundle"
 
 
 def tissue_level(volume: np.ndarray, iterations: int = 20) -> float:
@@ -74,6 +77,8 @@ def tissue_outside(volume: np.ndarray, mask: np.ndarray, level: float) -> float:
 class SkullStripd(MapTransform):
     """Where the first channel has a skull (f > ``skull_fraction``), set every voxel outside B to 0 in all channels.
 
+    A MetaTensor image records which it was in ``meta["skull_stripped_by_bundle"]`` (the report shows it).
+
     Args:
         keys: image keys; images (C, H, W, D) with an affine (MetaTensor) or 1 mm voxels.
         skull_fraction: f_skull of the module docstring.
@@ -102,6 +107,9 @@ class SkullStripd(MapTransform):
             voxels = torch.as_tensor(image).float().numpy()
             level = tissue_level(voxels[0])
             mask = brain_mask(voxels[0], spacing, level, self.threshold, self.erosion_mm, self.margin_mm)
-            if mask.any() and tissue_outside(voxels[0], mask, level) > self.skull_fraction:
+            stripped = bool(mask.any() and tissue_outside(voxels[0], mask, level) > self.skull_fraction)
+            if stripped:
                 d[key] = convert_to_dst_type(np.where(mask[None], voxels, 0.0), dst=image, dtype=torch.float32)[0]
+            if isinstance(d[key], MetaTensor):
+                d[key].meta[STRIPPED_META_KEY] = stripped  # read by the report
         return d

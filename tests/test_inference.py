@@ -49,6 +49,7 @@ def test_sample_report_matches_mask(sample_run):
     assert REPORT_KEYS <= set(report)
     assert report["num_samples"] == 4 and report["num_steps"] == 4 and report["seed"] == 0
     assert report["input"].endswith("BRATS_474_flair.nii.gz")
+    assert report["skull_stripped_by_bundle"] is False  # skull-stripped already: passes unchanged
     seg = nib.load(sample_run / "BRATS_474_flair_seg.nii.gz")
     voxel_ml = abs(np.linalg.det(seg.affine[:3, :3])) / 1000
     assert report["lesion_volume_ml"] == pytest.approx(np.asarray(seg.dataobj).sum() * voxel_ml, rel=1e-3)
@@ -88,7 +89,9 @@ def test_native_space_scan_with_skull_keeps_exact_geometry(tmp_path):
     np.testing.assert_allclose(seg.affine, image.affine, atol=1e-4)
     assert nib.aff2axcodes(seg.affine) == ("L", "P", "S")
     assert (out / "patient01_study1_FLAIR_uncertainty.nii.gz").exists()
-    assert json.loads((out / "patient01_study1_FLAIR_report.json").read_text())["input"].endswith(src.name)
+    report = json.loads((out / "patient01_study1_FLAIR_report.json").read_text())
+    assert report["input"].endswith(src.name)
+    assert report["skull_stripped_by_bundle"] is True  # its skull was found and removed (bundle.skull_strip)
 
 
 def test_same_seed_in_another_process_with_glibc_malloc_defaults_gives_bit_identical_outputs(sample_run, tmp_path):

@@ -56,6 +56,7 @@ def test_scalp_is_removed_and_the_whole_brain_with_its_lesion_kept(spacing):
     p = phantom(spacing)
     out = SkullStripd(keys="image")({"image": as_meta(p["image"], spacing)})["image"]
     assert isinstance(out, MetaTensor) and np.allclose(out.affine, np.diag([*spacing, 1.0]))
+    assert out.meta["skull_stripped_by_bundle"] is True
     kept = out[0].numpy()
     np.testing.assert_array_equal(kept[p["brain"]], p["image"][p["brain"]])  # brain, ventricles, lesion untouched
     assert kept[p["scalp"]].max() == 0  # scalp fat and muscle gone
@@ -67,7 +68,7 @@ def test_skull_stripped_scan_passes_unchanged():
     p = phantom(skull=False)
     image = as_meta(p["image"])
     out = SkullStripd(keys="image")({"image": image})["image"]
-    assert torch.equal(out, image)
+    assert torch.equal(out, image) and out.meta["skull_stripped_by_bundle"] is False
     # with the skull the same transform does change the scan (the test above could not pass by doing nothing)
     head = as_meta(phantom()["image"])
     assert not torch.equal(SkullStripd(keys="image")({"image": head})["image"], head)
