@@ -22,12 +22,14 @@ so the N samples average over both views at the same denoiser cost; f^I runs onc
 from __future__ import annotations
 
 import torch
-from monai.inferers import Inferer
+from monai.inferers import Inferer, sliding_window_inference
 from monai.utils import convert_to_dst_type
 
 from bundle.precision import PRECISIONS, autocast_dtype
 from bundle.scheduler import DDIMScheduler
 from bundle.slices import slice_stacks, tissue_slices
+
+ALL_WINDOWS = 64  # windows per predict call when tiling: every window of a slice batch at once
 
 
 class TissueSliceInferer(Inferer):
@@ -40,6 +42,12 @@ class TissueSliceInferer(Inferer):
     Speed settings: ``channels_last`` stores images and weights as NHWC (faster convolutions on CPU and GPU, same
     arithmetic); ``precision`` "auto" | "fp32" | "bf16" runs the network under bf16 autocast where the hardware
     has native bf16 (see ``bundle.precision``).
+
+    Tiles (``tile_size`` T > 0): each slice is predicted in T x T windows overlapping by ``tile_overlap`` (MONAI
+    ``sliding_window_inference``; all windows of a slice batch in one call), blended with Gaussian weights, both
+    channels alike. The networks were trained on T x T patches, and their instance and group normalisations take
+    statistics over whatever field of view they get: tiles give them the field of view of training (docs/results.md,
+    stage 17). 0: whole slices.
     """
 
     def __init__(
@@ -51,8 +59,13 @@ class TissueSliceInferer(Inferer):
         seed: int = 0,
         channels_last: bool = True,
         precision: str = "auto",
+        tile_size: int = 0,
+        tile_overlap: float = 0.25,
     ) -> None:
         super().__init__()
+        if tile_size < 0 or not 0 <= tile_overlap < 1:
+            raise ValueError(f"tile_size must be >= 0 and tile_overlap in [0, 1), got {tile_size}, {tile_overlap}")
+        self.tile_size, self.tile_overlap = tile_size, tile_overlap
         self.context_slices = context_slices
         self.slice_batch_size = slice_batch_size
         self.tissue_threshold = tissue_threshold
@@ -111,7 +124,16 @@ class TissueSliceInferer(Inferer):
         to ``dtype`` (None: float32). Call ``prepare`` first and run it under ``torch.inference_mode``."""
         stacks = self._layout(slice_stacks(volume, slices, self.context_slices))
         with torch.autocast(volume.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            return self.predict(stacks, network, generator).float()
+            if not self.tile_size:
+                return self.predict(stacks, network, generator).float()
+            return sliding_window_inference(
+                stacks,
+                roi_size=(self.tile_size, self.tile_size),
+                sw_batch_size=ALL_WINDOWS,
+                overlap=self.tile_overlap,
+                mode="gaussian",
+                predictor=lambda tiles: self.predict(self._layout(tiles.contiguous()), network, generator).float(),
+            ).float()
 
 
 class DiffusionEnsembleInferer(TissueSliceInferer):
@@ -130,6 +152,7 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         channels_last, precision: speed settings (see ``TissueSliceInferer``).
         stop_tolerance: tau of adaptive stopping (module docstring); 0 runs all K steps on every slice.
         mirror: odd-numbered samples see the left-right mirrored slices (module docstring); no effect with N = 1.
+        tile_size, tile_overlap: sample in tiles of the training patch size (see ``TissueSliceInferer``).
     """
 
     def __init__(
@@ -147,9 +170,12 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         precision: str = "auto",
         stop_tolerance: float = 0.0,
         mirror: bool = False,
+        tile_size: int = 0,
+        tile_overlap: float = 0.25,
     ) -> None:
         super().__init__(
-            context_slices, slice_batch_size, tissue_threshold, min_tissue_fraction, seed, channels_last, precision
+            context_slices, slice_batch_size, tissue_threshold, min_tissue_fraction, seed, channels_last, precision,
+            tile_size, tile_overlap,
         )
         if num_samples < 1 or num_inference_steps < 1:
             raise ValueError(f"num_samples ({num_samples}) and num_inference_steps ({num_inference_steps}) must be >= 1")
