@@ -30,6 +30,8 @@ i. ``default_glibc_defaults`` (optional, ``--modes``): path a with ``keep_freed_
    ``bundle.memory``), so the gain of keeping it is a ratio measured in the same run.
 j. ``default_unstripped`` (optional, ``--modes``): path a with ``skull_strip`` = false, so the cost of the brain mask
    (on a skull-stripped input: the mask is computed and the scan passes unchanged) is a ratio measured in the same run.
+k. ``default_whole_slices`` (optional, ``--modes``): path a with ``tile_size`` = 0 (whole slices instead of tiles of
+   the training patch size, the default before 0.9.0), so the cost of tiling is a ratio measured in the same run.
 
 Each measurement runs in its own process so its peak RSS (``getrusage``) and CUDA peak are its own. With
 ``rounds`` > 1 the modes are measured in turn, round after round (a b a b ...), and each mode's times are pooled, so
@@ -62,6 +64,7 @@ UNCORRECTED = {"bias_field_correction": False, "input_smoothing_sigma": [0.0, 0.
 BASELINE_CONFIGS = ("inference.yaml", "baseline_inference.yaml")
 GLIBC_DEFAULTS = {"keep_freed_memory": False}
 UNSTRIPPED = {"skull_strip": False}
+WHOLE_SLICES = {"tile_size": 0}
 # report key -> (numerator mode, denominator mode) of the median times, written when both modes were measured
 RATIOS = {
     "ratio_ddpm1000_over_default": ("ddpm1000", "default"),
@@ -73,6 +76,7 @@ RATIOS = {
     "ratio_glibc_defaults_over_default": ("default_glibc_defaults", "default"),
     "ratio_default_over_baseline": ("default", "baseline"),
     "ratio_default_over_unstripped": ("default", "default_unstripped"),
+    "ratio_default_over_whole_slices": ("default", "default_whole_slices"),
 }
 
 
@@ -145,6 +149,7 @@ def worker(
         "default_uncorrected": lambda p: _run_default(p, input, device, UNCORRECTED),
         "default_glibc_defaults": lambda p: _run_default(p, input, device, GLIBC_DEFAULTS),
         "default_unstripped": lambda p: _run_default(p, input, device, UNSTRIPPED),
+        "default_whole_slices": lambda p: _run_default(p, input, device, WHOLE_SLICES),
         "ddpm1000": lambda p: _run_ddpm(p, input, device, ddpm_slices, ddpm_steps),
         "unet": lambda p: _run_unet(p, input, device),
         "baseline": lambda p: _run_default(p, input, device),
