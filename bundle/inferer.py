@@ -29,7 +29,7 @@ from bundle.precision import PRECISIONS, autocast_dtype
 from bundle.scheduler import DDIMScheduler
 from bundle.slices import slice_stacks, tissue_slices
 
-ALL_WINDOWS = 64  # windows per predict call when tiling: every window of a slice batch at once
+ALL_WINDOWS = 64  # windows per predict call when tiling: more than a cropped head slice has, so all at once
 
 
 class TissueSliceInferer(Inferer):

@@ -63,14 +63,14 @@ def sweep(
     def run(n: int, k: int) -> float:
         inferer = DiffusionEnsembleInferer(
             parser.get_parsed_content("scheduler"), num_samples=n, num_inference_steps=k, slice_batch_size=slices,
-            channels_last=parser["channels_last"], precision=parser["precision"],
+            channels_last=parser["channels_last"], precision=parser["precision"], tile_size=parser["tile_size"],
         )
         return _time(inferer, volume, network, device, repeats)
 
     report = {
         "input": input, "device": device, "torch_version": torch.__version__, "threads": torch.get_num_threads(),
         "slices": len(chosen), "slice_shape": list(volume.shape[2:4]), "repeats": repeats,
-        "precision": parser["precision"], "channels_last": parser["channels_last"],
+        "precision": parser["precision"], "channels_last": parser["channels_last"], "tile_size": parser["tile_size"],
         "time_vs_samples": {"steps": fixed_steps, "points": [[n, run(n, fixed_steps)] for n in samples]},
         "time_vs_steps": {"samples": fixed_samples, "points": [[k, run(fixed_samples, k)] for k in steps]},
     }

@@ -27,7 +27,8 @@ def test_benchmark_writes_times_ratios_and_environment(tmp_path):
     report = json.loads(out.read_text())
     for key in ("device", "device_name", "torch_version", "threads", "num_samples", "num_steps",
                 "ratio_ddpm1000_over_default", "ratio_default_over_unet", "ratio_default_over_baseline",
-                "ratio_default_over_uncorrected", "ratio_glibc_defaults_over_default", "ratio_default_over_unstripped", "ratio_default_over_whole_slices"):
+                "ratio_default_over_uncorrected", "ratio_glibc_defaults_over_default", "ratio_default_over_unstripped",
+                "ratio_default_over_whole_slices"):
         assert key in report, key
     for mode in ("default", "ddpm1000", "unet", "baseline", "default_uncorrected", "default_glibc_defaults",
                  "default_unstripped", "default_whole_slices"):
