@@ -14,11 +14,13 @@ skull and CSF:
     x' = x on B and 0 elsewhere if f > f_skull, else x unchanged
 
 Distances are in mm (Euclidean distance transform with the voxel spacing), so thick slices and any orientation are
-handled alike. f is about 0.5-0.6 with the skull on and below 0.05 on the skull-stripped scans of ../shared, so
-those (and every scan already skull-stripped) pass unchanged (f_skull = 0.2). It fails safe: should tissue dimmer
-than half the parenchyma outweigh the brain, L settles on that tissue, B holds the whole head, f is small and the
-scan passes unchanged, as with ``skull_strip: false``. Lesions count as brain (brighter than
-t L); one cut off from the brain by more than r mm of dark tissue would be lost (none is in the shared data).
+handled alike. f is 0.5-1.1 on the scans with a skull measured (two native FLAIRs, labelled cases inside three real
+heads) and below 0.05 on the skull-stripped scans of ../shared, so those (and every scan already skull-stripped)
+pass unchanged (f_skull = 0.2). It fails safe: where B does not separate brain from scalp it holds the whole head,
+f is small and the scan passes unchanged, as with ``skull_strip: false`` (seen with Colin27's T1 head as 5 mm
+slices, whose top slabs blur brain and scalp together; and expected where tissue dimmer than half the parenchyma
+outweighs the brain, so that L settles on it). Lesions count as brain (brighter than t L); one cut off from the
+brain by more than r mm of dark tissue would be lost (none is in the shared data).
 """
 
 from __future__ import annotations
