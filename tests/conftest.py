@@ -31,6 +31,30 @@ def require_shared(*paths: Path) -> None:
             pytest.skip(f"needs the shared real MRI data: {path} is absent (expected ../shared beside the bundle)")
 
 
+def require_colin27() -> tuple[str, str]:
+    """(head, brain) of Colin27 from Debian's mricron-data; skip the calling test, with the reason, when absent."""
+    from bundle.head_shell import COLIN27_BRAIN, COLIN27_HEAD
+
+    for path in (COLIN27_HEAD, COLIN27_BRAIN):
+        if not os.path.isfile(path):
+            pytest.skip(f"needs the Colin27 head of Debian's mricron-data: {path} is absent")
+    return COLIN27_HEAD, COLIN27_BRAIN
+
+
+def phantom_head_files(folder: Path) -> tuple[str, str]:
+    """A 48^3 1 mm full head written to ``folder``: brain sphere (r 12 mm, white matter 100) inside a scalp
+    (r 12-22 mm, fat 150); returns the paths of the scan and of its brain mask."""
+    import nibabel as nib
+
+    radius = np.sqrt(((np.indices((48, 48, 48)) - 24) ** 2).sum(0))
+    scan = np.where(radius < 12, 100.0, np.where(radius < 22, 150.0, 0.0)).astype(np.float32)
+    affine = np.eye(4)
+    affine[:3, 3] = -24
+    nib.save(nib.Nifti1Image(scan, affine), folder / "head.nii.gz")
+    nib.save(nib.Nifti1Image((radius < 12).astype(np.uint8), affine), folder / "brain.nii.gz")
+    return str(folder / "head.nii.gz"), str(folder / "brain.nii.gz")
+
+
 def inference_preprocessing(**overrides):
     """The ``preprocessing`` Compose of configs/inference.yaml, with config keys overridden (e.g. mirror=False)."""
     from monai.bundle import ConfigParser

@@ -12,6 +12,7 @@ from monai.data import MetaTensor
 
 from bundle.acquisition_variants import acquisition_variants, variant
 from bundle.head_shell import load_head_shell
+from conftest import phantom_head_files
 
 # a small anisotropic scan stored in LAS order with a slight rotation, origin off centre
 ANGLE = np.radians(5)
@@ -132,17 +133,6 @@ def test_command_writes_every_variant_with_the_original_label(tmp_path):
         acquisition_variants(str(tmp_path / "nowhere.json"), str(tmp_path / "out"))
 
 
-def phantom_head(tmp_path) -> tuple[str, str]:
-    """A 48^3 1 mm full head: brain sphere (r 12 mm, white matter 100) inside a scalp (r 12-22 mm, fat 150)."""
-    radius = np.sqrt(((np.indices((48, 48, 48)) - 24) ** 2).sum(0))
-    scan = np.where(radius < 12, 100.0, np.where(radius < 22, 150.0, 0.0)).astype(np.float32)
-    affine = np.eye(4)
-    affine[:3, 3] = -24
-    nib.save(nib.Nifti1Image(scan, affine), tmp_path / "head.nii.gz")
-    nib.save(nib.Nifti1Image((radius < 12).astype(np.uint8), affine), tmp_path / "brain.nii.gz")
-    return str(tmp_path / "head.nii.gz"), str(tmp_path / "brain.nii.gz")
-
-
 def skull_stripped_ramp() -> tuple[MetaTensor, np.ndarray, np.ndarray]:
     """(scan, brain, centre): the ramp scan kept only inside a brain ball of radius 8 mm, air (0) around it."""
     points = world(AFFINE, SHAPE)
@@ -155,7 +145,7 @@ def skull_stripped_ramp() -> tuple[MetaTensor, np.ndarray, np.ndarray]:
 
 def test_skull_on_keeps_the_brain_and_world_space_and_puts_a_scalp_around_it(tmp_path):
     scan, brain, centre = skull_stripped_ramp()
-    shell = load_head_shell(*phantom_head(tmp_path))
+    shell = load_head_shell(*phantom_head_files(tmp_path))
     voxels, affine = variant("skull_on", scan, shell)
     pad = np.ceil(20.0 / np.array([1.2, 1.1, 1.3])).astype(int)  # 20 mm on every side
     assert voxels.shape == tuple(np.array(SHAPE) + 2 * pad)
@@ -185,7 +175,7 @@ def test_command_writes_skull_variants_with_the_label_in_place(tmp_path):
     nib.save(nib.Nifti1Image(label, AFFINE), tmp_path / "case_label.nii.gz")
     (tmp_path / "list.json").write_text(json.dumps({"validation": [
         {"image": "case_flair.nii.gz", "label": "case_label.nii.gz"}]}))
-    head, brain_mask = phantom_head(tmp_path)
+    head, brain_mask = phantom_head_files(tmp_path)
     cases = acquisition_variants(str(tmp_path / "list.json"), str(tmp_path / "out"),
                                  variants=["skull_on"], head=head, brain=brain_mask)
     moved = nib.load(cases[0]["label"])

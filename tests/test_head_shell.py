@@ -3,31 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Orientationd
 
-from bundle.head_shell import COLIN27_BRAIN, COLIN27_HEAD, RandHeadShelld
+from bundle.head_shell import RandHeadShelld
 from bundle.intensity import histogram_peak, normalize_to_tissue
-from conftest import BUNDLE_ROOT, GLIOMA, SAMPLE, require_shared, run_bundle, sphere_phantom
+from conftest import (
+    BUNDLE_ROOT, GLIOMA, SAMPLE, phantom_head_files, require_colin27, require_shared, run_bundle, sphere_phantom,
+)
 
 
 @pytest.fixture
 def head(tmp_path):
     """A 48^3 1 mm 'head': brain sphere (r 12, white matter 100) inside a scalp shell (r 12-22, fat 150)."""
-    radius = np.sqrt(((np.indices((48, 48, 48)) - 24) ** 2).sum(0))
-    brain = radius < 12
-    scan = np.where(brain, 100.0, np.where(radius < 22, 150.0, 0.0)).astype(np.float32)
-    affine = np.eye(4)
-    affine[:3, 3] = -24
-    nib.save(nib.Nifti1Image(scan, affine), tmp_path / "head.nii.gz")
-    nib.save(nib.Nifti1Image(brain.astype(np.uint8), affine), tmp_path / "brain.nii.gz")
-    return str(tmp_path / "head.nii.gz"), str(tmp_path / "brain.nii.gz")
+    return phantom_head_files(tmp_path)
 
 
 def skull_stripped():
@@ -64,9 +57,7 @@ def test_prob_zero_needs_no_head_and_missing_head_names_the_file(tmp_path):
 def test_real_head_moves_the_median_scale_but_not_the_histogram_peak():
     """Skull and scalp widen the 'tissue' voxels: their median moves (on the two native open-MS FLAIRs it lies 8-13 %
     below the parenchyma), their histogram peak stays on the brain, which is why fine-tuning uses method "mode"."""
-    for path in (COLIN27_HEAD, COLIN27_BRAIN):
-        if not os.path.isfile(path):
-            pytest.skip(f"needs the Colin27 head of Debian's mricron-data: {path} is absent")
+    require_colin27()
     require_shared(SAMPLE)
     data = Compose([LoadImaged("image", image_only=True), EnsureChannelFirstd("image"), Orientationd("image", "RAS")])(
         {"image": str(SAMPLE)})

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import os
-
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
+from monai.transforms import Identityd
+from scipy import ndimage
 
+from bundle.acquisition_variants import with_skull
+from bundle.head_shell import load_head_shell
 from bundle.skull_strip import SkullStripd, brain_mask, tissue_level
+from conftest import SAMPLE, SAMPLE_LABEL, inference_preprocessing, require_colin27, require_shared
 
 SPACING = (2.0, 2.0, 2.0)
 
@@ -87,21 +91,11 @@ def test_all_channels_follow_the_first_and_empty_scans_are_left_alone():
 def test_real_case_with_a_real_head_around_it():
     """The embedded glioma case inside Colin27's scalp and skull: the shell goes, the brain and every lesion voxel
     stay; the case as given passes unchanged. Through the inference config's preprocessing switch."""
-    import nibabel as nib
-    from monai.transforms import Identityd
-    from scipy import ndimage
-
-    from bundle.acquisition_variants import with_skull
-    from bundle.head_shell import COLIN27_BRAIN, COLIN27_HEAD, load_head_shell
-    from conftest import SAMPLE, SAMPLE_LABEL, inference_preprocessing, require_shared
-
-    for path in (COLIN27_HEAD, COLIN27_BRAIN):
-        if not os.path.isfile(path):
-            pytest.skip(f"needs the Colin27 head of Debian's mricron-data: {path} is absent")
+    colin_head, colin_brain = require_colin27()
     require_shared(SAMPLE_LABEL)
     image, label = nib.load(SAMPLE), nib.load(SAMPLE_LABEL)
     voxels = np.asarray(image.dataobj, np.float32)
-    head, affine = with_skull(voxels, image.affine, load_head_shell(COLIN27_HEAD, COLIN27_BRAIN))
+    head, affine = with_skull(voxels, image.affine, load_head_shell(colin_head, colin_brain))
     pad = tuple((head.shape[i] - voxels.shape[i]) // 2 for i in range(3))
     inner = tuple(slice(p, p + n) for p, n in zip(pad, voxels.shape))
     brain = np.zeros(head.shape, bool)
