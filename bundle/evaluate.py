@@ -9,7 +9,8 @@ neighbour, so the two may differ in orientation):
 * avd_ml: |predicted - true lesion volume| in mL;
 * ece: ``monai.metrics.CalibrationErrorMetric`` (20 bins) of the lesion probability inside the head
   (voxels above the image mean);
-* uncertainty_score: mean uncertainty over candidate voxels (probability > 0.1), and the report's review flag.
+* uncertainty_score: 1 - the model's own expected Dice of its mask (``bundle.report.estimated_dice``), and the
+  report's review flag.
 
 ``failure_auroc`` is the ROC AUC (``monai.metrics.compute_roc_auc``) of uncertainty_score for detecting failures
 (Dice < 0.5), null unless both failures and successes occur. Writes DIR/metrics.json, DIR/metrics.md and overlay
@@ -97,7 +98,7 @@ def case_metrics(image, label, seg, prob, uncertainty) -> dict:
         "lesion_f1": _finite(lesion_f1(pred[0, 0].numpy() > 0, truth[0, 0].numpy() > 0)),
         "avd_ml": _finite(abs(float(pred.sum() - truth.sum())) * voxel_ml),
         "ece": _finite(ece.item()),
-        "uncertainty_score": _finite(case_uncertainty_score(np.asarray(prob[0]), np.asarray(uncertainty[0]))),
+        "uncertainty_score": _finite(case_uncertainty_score(np.asarray(prob[0]), np.asarray(seg[0]))),
         "true_volume_ml": _finite(float(truth.sum()) * voxel_ml),
         "predicted_volume_ml": _finite(float(pred.sum()) * voxel_ml),
     }

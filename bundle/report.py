@@ -67,19 +67,25 @@ def lesion_summary(mask: np.ndarray, uncertainty: np.ndarray, affine: np.ndarray
     }
 
 
-CANDIDATE_PROBABILITY = 0.1  # voxels the samples consider at all
+def estimated_dice(probability: np.ndarray, mask: np.ndarray) -> float:
+    """The model's own expected Dice of its mask, taking the truth as independent Bernoulli(p(v)) voxels (ratio of
+    expectations):
 
+        estimated_dice = 2 * sum_{v in M} p(v) / (|M| + sum_v p(v))
 
-def case_uncertainty_score(probability: np.ndarray, uncertainty: np.ndarray) -> float:
-    """Mean uncertainty over the candidate voxels of a case, 0 when there are none:
-
-        score = mean { u(v) : p(v) > 0.1 }
-
-    (p = mean of the N soft masks, u = their standard deviation). High when most of what the samples consider lesion
-    is disputed, low when they agree, whatever the lesion volume.
+    (p = mean of the N soft masks, M = the binary mask, both on one grid); 1 when M is empty and sum p = 0. Low when
+    the samples dispute much of the mask or put probability outside it; it cannot see lesions the model is sure are
+    not there (docs/results.md, "Review score").
     """
-    candidates = probability > CANDIDATE_PROBABILITY
-    return float(uncertainty[candidates].mean()) if candidates.any() else 0.0
+    p = np.asarray(probability, dtype=np.float64)
+    m = np.asarray(mask) > 0
+    total = p.sum() + m.sum()
+    return 1.0 if total == 0 else float(2.0 * p[m].sum() / total)
+
+
+def case_uncertainty_score(probability: np.ndarray, mask: np.ndarray) -> float:
+    """The case uncertainty score behind the review flag and the failure AUROC: ``1 - estimated_dice``."""
+    return 1.0 - estimated_dice(probability, mask)
 
 
 HEAD_EXTENT_MM = (100.0, 260.0)  # plausible left-right and anterior-posterior extent of a head or brain
@@ -113,7 +119,8 @@ def review_decision(
     flagged = summary["mean_uncertainty_in_lesions"] > max_lesion_uncertainty or disputed or not_head
     score = "n/a" if uncertainty_score is None else f"{uncertainty_score:.4f}"
     rule = (
-        f"uncertainty_score > {max_case_uncertainty} or mean_uncertainty_in_lesions > {max_lesion_uncertainty} "
+        f"uncertainty_score (1 - estimated_dice) > {max_case_uncertainty} "
+        f"or mean_uncertainty_in_lesions > {max_lesion_uncertainty} "
         f"or tissue extent left-right/anterior-posterior outside [{lo:g}, {hi:g}] mm (not a head MRI?) "
         f"(this case: {score}, {summary['mean_uncertainty_in_lesions']:.4f}, "
         f"{extent_mm[0]:g} x {extent_mm[1]:g} mm)"
@@ -147,7 +154,7 @@ class LesionReportd(MapTransform):
         seed: int = 0,
         max_lesion_uncertainty: float = 0.25,
         uncertain_voxel_threshold: float = 0.25,
-        max_case_uncertainty: float = 0.2,
+        max_case_uncertainty: float = 0.4,
         probability_key: str = "",
     ) -> None:
         super().__init__(keys=[mask_key, uncertainty_key])
@@ -170,7 +177,7 @@ class LesionReportd(MapTransform):
         summary = lesion_summary(mask, uncertainty, affine)
         uncertain_ml = float((uncertainty > self.uncertain_voxel_threshold).sum()) * summary["voxel_volume_ml"]
         extent = tissue_extent_mm(d[self.image_key])
-        score = round(case_uncertainty_score(probability, uncertainty), 4) if probability is not None else None
+        score = round(case_uncertainty_score(probability, mask), 4) if probability is not None else None
         flagged, rule = review_decision(summary, score, extent, self.max_lesion_uncertainty, self.max_case_uncertainty)
         report = {
             "input": str(source),
@@ -183,6 +190,7 @@ class LesionReportd(MapTransform):
             "mean_uncertainty_in_lesions": summary["mean_uncertainty_in_lesions"],
             "uncertain_volume_ml": round(uncertain_ml, 4),
             "uncertainty_score": score,
+            "estimated_dice": None if score is None else round(1.0 - score, 4),
             "tissue_extent_mm": extent,
             "skull_stripped_by_bundle": bool(meta.get(STRIPPED_META_KEY, False)),
             "lesions": summary["lesions"],

@@ -1,7 +1,7 @@
 """One HTML page for reviewing a batch: ``python -m bundle review OUT_DIR`` writes ``OUT_DIR/review.html``.
 
 Cases are read from the ``<case>_report.json`` files of an inference run and shown worst first: flagged cases
-before the others, then by the case uncertainty score (the review rule's main term), then by uncertain volume (mL of
+before the others, then by the case uncertainty score (1 - estimated Dice, the review rule's main term), then by uncertain volume (mL of
 voxels whose sample std exceeds ``uncertain_voxel_threshold``). Each row shows the case's ``<case>_review.png`` (three planes, lesion contours,
 uncertainty), and the failed inputs of ``failures.json`` are listed on top.
 """
@@ -49,7 +49,7 @@ def _row(report: dict, output_dir: str) -> str:
     return (
         f"<tr><td><b>{e(report['case'])}</b><br>{flag}<br>"
         f"lesions: {report.get('lesion_count')}<br>volume: {report.get('lesion_volume_ml')} mL<br>"
-        f"uncertainty score: {report.get('uncertainty_score')}<br>"
+        f"uncertainty score: {report.get('uncertainty_score')} (estimated Dice {report.get('estimated_dice')})<br>"
         f"uncertain: {report.get('uncertain_volume_ml')} mL<br>"
         f"lesion uncertainty: {report.get('mean_uncertainty_in_lesions')}<br>"
         f"<small>{e(str(report.get('input', '')))}<br>rule: {e(str(report.get('review_rule', '')))}</small></td>"

@@ -12,7 +12,7 @@ from conftest import BUNDLE_ROOT, RAW_MS, SAMPLE, SAMPLE_LABEL, require_shared, 
 
 REPORT_KEYS = {
     "input", "model_version", "num_samples", "num_steps", "seed", "lesion_count", "lesion_volume_ml", "lesions",
-    "mean_uncertainty_in_lesions", "uncertainty_score", "review_required", "review_rule",
+    "mean_uncertainty_in_lesions", "uncertainty_score", "estimated_dice", "review_required", "review_rule",
 }
 
 
@@ -56,10 +56,9 @@ def test_sample_report_matches_mask(sample_run):
     assert report["lesion_count"] == len(report["lesions"])
     assert sum(les["volume_ml"] for les in report["lesions"]) == pytest.approx(report["lesion_volume_ml"], rel=1e-2)
     assert isinstance(report["review_required"], bool) and "uncertainty_score" in report["review_rule"]
-    # the case score is the mean uncertainty over voxels with probability > 0.1: it cannot exceed the map's maximum
-    uncertainty = nib.load(sample_run / "BRATS_474_flair_uncertainty.nii.gz").get_fdata()
-    assert 0 < report["uncertainty_score"] <= uncertainty.max() + 1e-4
-    assert report["review_required"] is (report["uncertainty_score"] > 0.2 or report["mean_uncertainty_in_lesions"] > 0.25)
+    # the case score is 1 - the estimated Dice of the mask; the rule is the config's (0.4, 0.25)
+    assert 0 < report["estimated_dice"] <= 1 and report["uncertainty_score"] == pytest.approx(1 - report["estimated_dice"])
+    assert report["review_required"] is (report["uncertainty_score"] > 0.4 or report["mean_uncertainty_in_lesions"] > 0.25)
 
 
 def test_shipped_model_finds_the_sample_tumour(sample_run):
@@ -69,6 +68,8 @@ def test_shipped_model_finds_the_sample_tumour(sample_run):
     mask = np.asarray(nib.load(sample_run / "BRATS_474_flair_seg.nii.gz").dataobj) > 0
     dice = 2 * (label & mask).sum() / (label.sum() + mask.sum())
     assert dice > 0.6, f"Dice {dice:.3f} on the held-out sample"
+    estimate = json.loads((sample_run / "BRATS_474_flair_report.json").read_text())["estimated_dice"]
+    assert abs(estimate - dice) < 0.15, f"estimated Dice {estimate:.3f}, Dice {dice:.3f}"  # the review score's premise
 
 
 def test_native_space_scan_with_skull_keeps_exact_geometry(tmp_path):

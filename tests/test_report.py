@@ -40,18 +40,20 @@ def test_diagonal_neighbours_are_one_lesion_and_empty_mask_is_zero():
 @pytest.mark.parametrize(
     "lesion_u, score, extent, flagged",
     [
-        (0.1, 0.12, [140, 180, 120], False),  # samples agree on what they mark (a well-segmented large glioma)
-        (0.1, 0.29, [140, 180, 120], True),  # most of what the samples consider lesion is disputed
-        (0.3, 0.12, [140, 180, 120], True),  # the marked lesions themselves are uncertain
+        (0.1, 0.07, [140, 180, 120], False),  # estimated Dice 0.93: the samples agree (a large glioma)
+        (0.1, 0.45, [140, 180, 120], True),  # estimated Dice 0.55: much of the mask is disputed
+        (0.3, 0.07, [140, 180, 120], True),  # the marked lesions themselves are uncertain
         (0.1, None, [140, 180, 120], False),  # no probability given: the score is left out of the rule
-        (0.1, 0.12, [40, 60, 120], True),  # a small phantom or a knee, not a head
-        (0.1, 0.12, [400, 380, 600], True),  # a whole body
+        (0.1, 0.07, [40, 60, 120], True),  # a small phantom or a knee, not a head
+        (0.1, 0.07, [400, 380, 600], True),  # a whole body
     ],
 )
 def test_review_rule(lesion_u, score, extent, flagged):
-    decision, rule = review_decision({"mean_uncertainty_in_lesions": lesion_u}, score, extent, 0.25, 0.2)
+    decision, rule = review_decision({"mean_uncertainty_in_lesions": lesion_u}, score, extent, 0.25, 0.4)
     assert decision is flagged
-    assert rule.startswith("uncertainty_score > 0.2 or mean_uncertainty_in_lesions > 0.25 or tissue extent")
+    assert rule.startswith(
+        "uncertainty_score (1 - estimated_dice) > 0.4 or mean_uncertainty_in_lesions > 0.25 or tissue extent"
+    )
     assert f"{extent[0]:g} x {extent[1]:g} mm" in rule and ("n/a" if score is None else f"{score:.4f}") in rule
 
 
@@ -74,15 +76,32 @@ def test_json_is_written_whole_or_not_at_all(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_case_uncertainty_score_averages_over_candidate_voxels_only():
-    from bundle.report import case_uncertainty_score
+def test_estimated_dice_by_hand():
+    from bundle.report import case_uncertainty_score, estimated_dice
 
     probability = np.zeros((4, 4, 4), np.float32)
-    uncertainty = np.full((4, 4, 4), 0.4, np.float32)  # disputed everywhere, but only candidates count
-    probability[0, :2, 0] = [0.95, 0.5]
-    uncertainty[0, :2, 0] = [0.1, 0.5]
-    assert case_uncertainty_score(probability, uncertainty) == pytest.approx(0.3)
-    assert case_uncertainty_score(np.full((2, 2, 2), 0.1), np.ones((2, 2, 2))) == 0.0  # p > 0.1 strictly; none
+    mask = np.zeros((4, 4, 4), np.uint8)
+    mask[0, 0, :] = 1
+    probability[0, 0, :] = 0.75  # the 4 mask voxels, each lesion with probability 0.75
+    probability[1, 0, :] = 0.25  # 4 voxels outside the mask that might be lesion too
+    assert estimated_dice(probability, mask) == pytest.approx(2 * 3.0 / (4 + 4))
+    assert case_uncertainty_score(probability, mask) == pytest.approx(0.25)
+    assert estimated_dice(mask.astype(np.float32), mask) == 1.0  # the samples agree exactly
+    assert estimated_dice(np.zeros((2, 2, 2)), np.zeros((2, 2, 2))) == 1.0  # nothing, and sure of it
+    assert estimated_dice(np.full((2, 2, 2), 0.2), np.zeros((2, 2, 2))) == 0.0  # empty mask, lesion possible
+
+
+def test_estimated_dice_is_the_mean_dice_against_truths_drawn_from_the_probability():
+    """If the truth were drawn voxel by voxel from p, the mean Dice of the mask would be the estimate."""
+    from bundle.report import estimated_dice
+
+    rng = np.random.default_rng(0)
+    probability = np.clip(rng.normal(0.5, 0.35, (20, 20, 20)), 0, 1) * (rng.random((20, 20, 20)) < 0.3)
+    mask = probability > 0.5
+    draws = rng.random((200, *probability.shape)) < probability
+    dice = 2 * (draws & mask).sum(axis=(1, 2, 3)) / (draws.sum(axis=(1, 2, 3)) + mask.sum())
+    assert estimated_dice(probability, mask) == pytest.approx(dice.mean(), abs=0.005)
+    assert 0.5 < dice.mean() < 0.95  # a case where the estimate is informative, not trivially 0 or 1
 
 
 def test_report_gives_the_case_score_from_the_probability(tmp_path):
@@ -93,13 +112,15 @@ def test_report_gives_the_case_score_from_the_probability(tmp_path):
     from bundle.report import LesionReportd
 
     probability = torch.zeros(1, 8, 8, 8)
-    probability[0, 2:4, 2:4, 2:4] = 0.75  # 8 candidate voxels, all in the mask
+    probability[0, 2:4, 2:4, 2:4] = 0.75  # 8 mask voxels, each lesion with probability 0.75
     uncertainty = torch.where(probability > 0, 0.25, 0.05)
     image = MetaTensor(torch.ones(1, 8, 8, 8), affine=torch.eye(4), meta={"filename_or_obj": "case_flair.nii.gz"})
     data = {"image": image, "pred": MetaTensor((probability > 0.5).float(), affine=torch.eye(4)),
             "uncertainty": MetaTensor(uncertainty, affine=torch.eye(4)), "prob": MetaTensor(probability, affine=torch.eye(4))}
     LesionReportd(output_dir=str(tmp_path), probability_key="prob")(data)
     report = json.loads((tmp_path / "case_flair_report.json").read_text())
-    assert report["uncertainty_score"] == pytest.approx(0.25) and report["lesion_volume_ml"] == pytest.approx(0.008)
+    assert report["estimated_dice"] == pytest.approx(2 * 6 / (8 + 6), abs=1e-4)
+    assert report["uncertainty_score"] == pytest.approx(1 - report["estimated_dice"])
+    assert report["lesion_volume_ml"] == pytest.approx(0.008)
     LesionReportd(output_dir=str(tmp_path))(data)  # without a probability there is no score
     assert json.loads((tmp_path / "case_flair_report.json").read_text())["uncertainty_score"] is None
