@@ -1,9 +1,10 @@
 """One HTML page for reviewing a batch: ``python -m bundle review OUT_DIR`` writes ``OUT_DIR/review.html``.
 
 Cases are read from the ``<case>_report.json`` files of an inference run and shown worst first: flagged cases
-before the others, then by the case uncertainty score (1 - estimated Dice, the review rule's main term), then by uncertain volume (mL of
-voxels whose sample std exceeds ``uncertain_voxel_threshold``). Each row shows the case's ``<case>_review.png`` (three planes, lesion contours,
-uncertainty), and the failed inputs of ``failures.json`` are listed on top.
+before the others, then by the case uncertainty score (1 - estimated Dice, the review rule's main term), then by
+uncertain volume (mL of voxels whose sample std exceeds ``uncertain_voxel_threshold``). Each row shows the case's
+``<case>_review.png`` (three planes, lesion contours, uncertainty), and the failed inputs of ``failures.json`` are
+listed on top.
 """
 
 from __future__ import annotations
