@@ -120,3 +120,25 @@ def check_dicom_series(folder: str, channels: int = 1, max_voxels: int | None = 
     if lo == hi:
         raise DicomSeriesError(f"{folder}: constant image (every voxel is {lo:g})")
     return shape
+
+
+FLAIR_MIN_ECHO_TIME_MS = 50.0  # a FLAIR is T2-weighted (TE of tens to hundreds of ms); T1 and gradient echo: a few ms
+
+
+def not_flair_reason(folder: str) -> str:
+    """Why the headers of the series in ``folder`` say it is not a T2-FLAIR, or "" when they do not say so.
+
+    A FLAIR is an inversion-recovery sequence with a long echo time. Said "not a FLAIR": EchoTime (0018,0081) below
+    ``FLAIR_MIN_ECHO_TIME_MS``, or a ScanningSequence (0018,0020) without IR and no InversionTime (0018,0082).
+    Missing tags (anonymised series) say nothing. Reads one header.
+    """
+    header = pydicom.dcmread(dicom_files(folder)[0], stop_before_pixels=True)
+    echo_time = header.get("EchoTime")
+    if echo_time is not None and float(echo_time) < FLAIR_MIN_ECHO_TIME_MS:
+        return f"EchoTime {float(echo_time):g} ms < {FLAIR_MIN_ECHO_TIME_MS:g} ms: T1 or gradient-echo weighting"
+    sequence = header.get("ScanningSequence")  # one value (str) or several
+    if sequence is not None and header.get("InversionTime") is None:
+        values = [sequence] if isinstance(sequence, str) else list(sequence)
+        if "IR" not in values:
+            return f"no inversion recovery (ScanningSequence {'/'.join(values)}, no InversionTime)"
+    return ""

@@ -3,7 +3,8 @@
 Lesions are 26-connected components of the saved binary mask, measured in the input's own voxel grid (volume =
 voxel count x |det(affine[:3, :3])| / 1000 mL; centroid in scanner mm via the affine). A case is flagged for review
 when its case uncertainty score (``case_uncertainty_score``) exceeds ``max_case_uncertainty``, when the mean
-uncertainty inside predicted lesions exceeds ``max_lesion_uncertainty``, or when the input may not be a head.
+uncertainty inside predicted lesions exceeds ``max_lesion_uncertainty``, when the input may not be a head, or when a
+DICOM series' headers say it is not a FLAIR.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from monai.transforms import MapTransform
 from scipy import ndimage
 
 from bundle.data import case_name
+from bundle.dicom_series import is_dicom_folder, not_flair_reason
 from bundle.skull_strip import STRIPPED_META_KEY
 
 
@@ -106,24 +108,28 @@ def review_decision(
     extent_mm: Sequence[float],
     max_lesion_uncertainty: float,
     max_case_uncertainty: float,
+    not_flair: str = "",
 ) -> tuple[bool, str]:
     """(review_required, the rule with this case's values) for a lesion summary.
 
     ``uncertainty_score`` is ``case_uncertainty_score`` (None when no probability was given: that part of the rule
     is then left out). ``extent_mm`` is the tissue extent on the RAS working grid; a left-right or anterior-posterior
     extent outside ``HEAD_EXTENT_MM`` means the input may not be a head MRI (low confidence in everything else).
+    ``not_flair`` is why a DICOM series' headers say it is not a FLAIR (``bundle.dicom_series.not_flair_reason``),
+    "" when they do not: the model is confidently wrong on other contrasts, which no uncertainty score shows.
     """
     lo, hi = HEAD_EXTENT_MM
     not_head = any(not lo <= e <= hi for e in extent_mm[:2])
     disputed = uncertainty_score is not None and uncertainty_score > max_case_uncertainty
-    flagged = summary["mean_uncertainty_in_lesions"] > max_lesion_uncertainty or disputed or not_head
+    flagged = summary["mean_uncertainty_in_lesions"] > max_lesion_uncertainty or disputed or not_head or bool(not_flair)
     score = "n/a" if uncertainty_score is None else f"{uncertainty_score:.4f}"
     rule = (
         f"uncertainty_score (1 - estimated_dice) > {max_case_uncertainty} "
         f"or mean_uncertainty_in_lesions > {max_lesion_uncertainty} "
         f"or tissue extent left-right/anterior-posterior outside [{lo:g}, {hi:g}] mm (not a head MRI?) "
+        f"or DICOM headers of another contrast than FLAIR "
         f"(this case: {score}, {summary['mean_uncertainty_in_lesions']:.4f}, "
-        f"{extent_mm[0]:g} x {extent_mm[1]:g} mm)"
+        f"{extent_mm[0]:g} x {extent_mm[1]:g} mm, {not_flair or 'headers do not say otherwise'})"
     )
     return bool(flagged), rule
 
@@ -178,7 +184,10 @@ class LesionReportd(MapTransform):
         uncertain_ml = float((uncertainty > self.uncertain_voxel_threshold).sum()) * summary["voxel_volume_ml"]
         extent = tissue_extent_mm(d[self.image_key])
         score = round(case_uncertainty_score(probability, mask), 4) if probability is not None else None
-        flagged, rule = review_decision(summary, score, extent, self.max_lesion_uncertainty, self.max_case_uncertainty)
+        not_flair = not_flair_reason(source) if isinstance(source, str) and is_dicom_folder(source) else ""
+        flagged, rule = review_decision(
+            summary, score, extent, self.max_lesion_uncertainty, self.max_case_uncertainty, not_flair
+        )
         report = {
             "input": str(source),
             "model_version": self.model_version,
@@ -193,6 +202,7 @@ class LesionReportd(MapTransform):
             "estimated_dice": None if score is None else round(1.0 - score, 4),
             "tissue_extent_mm": extent,
             "skull_stripped_by_bundle": bool(meta.get(STRIPPED_META_KEY, False)),
+            "not_flair_reason": not_flair,
             "lesions": summary["lesions"],
             "review_required": flagged,
             "review_rule": rule,

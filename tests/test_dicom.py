@@ -13,6 +13,7 @@ import pydicom
 import pytest
 
 from bundle.data import inference_datalist
+from bundle.dicom_series import not_flair_reason
 from bundle.input_check import InputError, check_image
 from conftest import DICOM_SERIES as SERIES
 from conftest import dicom_world_samples, require_shared, run_bundle
@@ -49,7 +50,9 @@ def test_real_series_mask_lands_on_the_anatomy(tmp_path):
     head = volume.numpy() > np.percentile(volume.numpy(), 50)
     assert mask.any() and (mask & head).sum() / mask.sum() > 0.95  # what is segmented is tissue, not air
     report = json.loads((out / "t1_sag_hfs_report.json").read_text())
-    assert report["input"].endswith("t1_sag_hfs") and isinstance(report["review_required"], bool)
+    assert report["input"].endswith("t1_sag_hfs")
+    # a T1 series: the FLAIR model marks fat and scalp, so the report flags it whatever the samples agree on
+    assert report["not_flair_reason"].startswith("EchoTime 2.46 ms") and report["review_required"] is True
 
 
 def test_dataset_dir_lists_series_folders_beside_nifti_files(tmp_path, series_copy):
@@ -57,6 +60,34 @@ def test_dataset_dir_lists_series_folders_beside_nifti_files(tmp_path, series_co
     nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4)), tmp_path / "a.nii.gz")
     assert inference_datalist(str(tmp_path)) == [{"image": str(tmp_path / "a.nii.gz")}, {"image": str(series_copy)}]
     assert inference_datalist(str(series_copy) + "/") == [{"image": str(series_copy)}]
+
+
+def _set_headers(folder, **tags):
+    """Give every file of ``folder`` these header values (None deletes the tag)."""
+    for path in glob.glob(os.path.join(folder, "*.dcm")):
+        header = pydicom.dcmread(path)
+        for keyword, value in tags.items():
+            if value is not None:
+                setattr(header, keyword, value)
+            elif keyword in header:
+                delattr(header, keyword)
+        header.save_as(path)
+
+
+@pytest.mark.parametrize(
+    "tags, reason",
+    [
+        ({}, "EchoTime 2.46 ms < 50 ms"),  # the real series: T1-weighted gradient echo
+        ({"EchoTime": 120.0, "ScanningSequence": ["SE", "IR"], "InversionTime": 2500.0}, ""),  # a 2D FLAIR
+        ({"EchoTime": 387.0, "ScanningSequence": "SE", "InversionTime": 1800.0}, ""),  # 3D FLAIR (SPACE/CUBE)
+        ({"EchoTime": 100.0, "ScanningSequence": "SE", "InversionTime": None}, "no inversion recovery"),  # a T2
+        ({"EchoTime": None, "ScanningSequence": None, "InversionTime": None}, ""),  # anonymised: headers say nothing
+    ],
+)
+def test_headers_that_say_the_series_is_not_a_flair(series_copy, tags, reason):
+    _set_headers(series_copy, **tags)
+    found = not_flair_reason(str(series_copy))
+    assert found.startswith(reason) and bool(found) is bool(reason)
 
 
 def test_real_series_passes_the_input_check():

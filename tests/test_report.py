@@ -57,6 +57,13 @@ def test_review_rule(lesion_u, score, extent, flagged):
     assert f"{extent[0]:g} x {extent[1]:g} mm" in rule and ("n/a" if score is None else f"{score:.4f}") in rule
 
 
+def test_review_rule_flags_a_series_whose_headers_say_it_is_not_a_flair():
+    calm = {"mean_uncertainty_in_lesions": 0.1}
+    decision, rule = review_decision(calm, 0.07, [140, 180, 120], 0.25, 0.4, "EchoTime 2.46 ms < 50 ms: T1")
+    assert decision is True and rule.endswith("EchoTime 2.46 ms < 50 ms: T1)")
+    assert review_decision(calm, 0.07, [140, 180, 120], 0.25, 0.4, "")[0] is False
+
+
 def test_tissue_extent_in_mm():
     from monai.data import MetaTensor
 
