@@ -126,13 +126,17 @@ FLAIR_MIN_ECHO_TIME_MS = 50.0  # a FLAIR is T2-weighted (TE of tens to hundreds 
 
 
 def not_flair_reason(folder: str) -> str:
-    """Why the headers of the series in ``folder`` say it is not a T2-FLAIR, or "" when they do not say so.
+    """``header_not_flair_reason`` of the first file of the series in ``folder``."""
+    return header_not_flair_reason(pydicom.dcmread(dicom_files(folder)[0], stop_before_pixels=True))
+
+
+def header_not_flair_reason(header: pydicom.Dataset) -> str:
+    """Why an MR image header says its series is not a T2-FLAIR, or "" when it does not say so.
 
     A FLAIR is an inversion-recovery sequence with a long echo time. Said "not a FLAIR": EchoTime (0018,0081) below
     ``FLAIR_MIN_ECHO_TIME_MS``, or a ScanningSequence (0018,0020) without IR and no InversionTime (0018,0082).
-    Missing tags (anonymised series) say nothing. Reads one header.
+    Missing tags (anonymised series) say nothing.
     """
-    header = pydicom.dcmread(dicom_files(folder)[0], stop_before_pixels=True)
     echo_time = header.get("EchoTime")
     if echo_time is not None and float(echo_time) < FLAIR_MIN_ECHO_TIME_MS:
         return f"EchoTime {float(echo_time):g} ms < {FLAIR_MIN_ECHO_TIME_MS:g} ms: T1 or gradient-echo weighting"

@@ -82,6 +82,9 @@ def test_app_also_writes_uncertainty_report_and_review_image(deploy_run):
     assert content["num_samples"] == 2
     source = pydicom.dcmread(glob.glob(f"{DICOM_SERIES}/*.dcm")[0], stop_before_pixels=True)
     assert content["input"]["SeriesInstanceUID"] == source.SeriesInstanceUID
+    # the review rule's header check reaches the source series through the temporary NIfTI: a T1 series is flagged
+    assert content["not_flair_reason"].startswith("EchoTime 2.46 ms") and content["review_required"] is True
+    assert "EchoTime 2.46 ms" in content["review_rule"]
     assert glob.glob(f"{deploy_run}/series_*_review.png")
     assert not glob.glob(f"{deploy_run}/.work_*"), "the temporary NIfTI is removed"
 

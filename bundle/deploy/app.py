@@ -47,7 +47,7 @@ class LesionSegApp(Application):
         to_volume = DICOMSeriesToVolumeOperator(self, name="series_to_volume")
         inference = LesionSegmentationOperator(
             self, bundle_root=BUNDLE_ROOT, output_folder=output_path, num_samples=self.num_samples,
-            num_steps=self.num_steps, name="lesion_inference",
+            num_steps=self.num_steps, input_folder=input_path, name="lesion_inference",
         )
         lesion = SegmentDescription(
             segment_label="FLAIR hyperintense lesion",

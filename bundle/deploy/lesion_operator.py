@@ -5,8 +5,10 @@ with index order (column, row, slice), so ``nifti = array.transpose(2, 1, 0)``),
 folder, runs ``configs/inference.yaml`` + ``configs/inference_torchscript.yaml`` on it (same preprocessing,
 sampler, postprocessing, report and review PNG as the bundle), and emits the binary mask back in
 ``[slice, row, column]`` order for ``DICOMSegmentationWriterOperator``. The uncertainty map, report and review PNG
-stay in the output folder. MONAI Deploy's ``MonaiBundleInferenceOperator`` is not used: it casts image outputs to
-uint8 (the uncertainty is float) and cannot drive the two-method diffusion sampler.
+stay in the output folder; the report also gets the review rule's header check (a series whose headers say it is not
+a FLAIR is flagged), read from the source series in the input folder. MONAI Deploy's
+``MonaiBundleInferenceOperator`` is not used: it casts image outputs to uint8 (the uncertainty is float) and cannot
+drive the two-method diffusion sampler.
 """
 
 from __future__ import annotations
@@ -19,14 +21,29 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 from monai.deploy.core import Fragment, Image, Operator, OperatorSpec
+from pydicom.errors import InvalidDicomError
 
+from bundle.dicom_series import header_not_flair_reason, is_dicom_file
 from bundle.evaluate import read_config
 from bundle.input_check import remove_if_empty
-from bundle.report import write_json_atomic
+from bundle.report import NO_HEADER_OBJECTION, write_json_atomic
 
 CONFIGS = ("configs/inference.yaml", "configs/inference_torchscript.yaml")
 SERIES_KEYS = ("StudyInstanceUID", "SeriesInstanceUID", "SeriesDescription", "Modality")
+
+
+def series_header(folder: Path, series_uid: str) -> pydicom.Dataset | None:
+    """The header of the first DICOM file under ``folder`` (recursively) of series ``series_uid``, or None."""
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_dicom_file(str(p))):
+        try:
+            header = pydicom.dcmread(path, stop_before_pixels=True)
+        except (InvalidDicomError, OSError, EOFError, ValueError):
+            continue
+        if str(getattr(header, "SeriesInstanceUID", "")) == series_uid:
+            return header
+    return None
 
 
 def series_name(metadata: dict) -> str:
@@ -45,9 +62,11 @@ class LesionSegmentationOperator(Operator):
         output_folder: Path,
         num_samples: int | None = None,
         num_steps: int | None = None,
+        input_folder: Path | None = None,
         **kwargs,
     ) -> None:
         self.bundle_root, self.output_folder = os.path.abspath(bundle_root), Path(output_folder)
+        self.input_folder = input_folder
         self.num_samples, self.num_steps = num_samples, num_steps
         super().__init__(fragment, *args, **kwargs)
 
@@ -68,16 +87,22 @@ class LesionSegmentationOperator(Operator):
             self.run_bundle(source)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        self.name_source_series(self.output_folder / f"{name}_report.json", metadata)
+        self.name_source_series(self.output_folder / f"{name}_report.json", metadata, self.input_folder)
         seg = np.asarray(nib.load(self.output_folder / f"{name}_seg.nii.gz").dataobj, dtype=np.uint8)
         op_output.emit(Image(seg.transpose(2, 1, 0).copy(), metadata), "seg_image")
 
     @staticmethod
-    def name_source_series(report_path: Path, metadata: dict) -> None:
-        """Point the report's ``input`` at the DICOM series instead of the deleted temporary NIfTI."""
+    def name_source_series(report_path: Path, metadata: dict, input_folder: Path | None = None) -> None:
+        """Point the report's ``input`` at the DICOM series instead of the deleted temporary NIfTI, and apply the
+        review rule's header check (``header_not_flair_reason``) to that series' headers in ``input_folder``."""
         with open(report_path) as f:
             report = json.load(f)
         report["input"] = {key: str(metadata.get(key, "")) for key in SERIES_KEYS}
+        header = series_header(input_folder, str(metadata.get("SeriesInstanceUID", ""))) if input_folder else None
+        reason = header_not_flair_reason(header) if header is not None else ""
+        if reason:
+            report["not_flair_reason"], report["review_required"] = reason, True
+            report["review_rule"] = report["review_rule"].replace(NO_HEADER_OBJECTION, reason)
         write_json_atomic(str(report_path), report)
 
     def run_bundle(self, source: str) -> None:
