@@ -87,12 +87,12 @@ class LesionSegmentationOperator(Operator):
             self.run_bundle(source)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        self.name_source_series(self.output_folder / f"{name}_report.json", metadata, self.input_folder)
+        self.report_source_series(self.output_folder / f"{name}_report.json", metadata, self.input_folder)
         seg = np.asarray(nib.load(self.output_folder / f"{name}_seg.nii.gz").dataobj, dtype=np.uint8)
         op_output.emit(Image(seg.transpose(2, 1, 0).copy(), metadata), "seg_image")
 
     @staticmethod
-    def name_source_series(report_path: Path, metadata: dict, input_folder: Path | None = None) -> None:
+    def report_source_series(report_path: Path, metadata: dict, input_folder: Path | None = None) -> None:
         """Point the report's ``input`` at the DICOM series instead of the deleted temporary NIfTI, and apply the
         review rule's header check (``header_not_flair_reason``) to that series' headers in ``input_folder``."""
         with open(report_path) as f:
