@@ -9,7 +9,9 @@ the slices must be ``median(diff(sorted p))`` apart to within ``SPACING_TOLERANC
 
 from __future__ import annotations
 
+import json
 import os
+import re
 
 import numpy as np
 import pydicom
@@ -125,12 +127,33 @@ def check_dicom_series(folder: str, channels: int = 1, max_voxels: int | None = 
 FLAIR_MIN_ECHO_TIME_MS = 50.0  # a FLAIR is T2-weighted (TE of tens to hundreds of ms); T1 and gradient echo: a few ms
 
 
-def not_flair_reason(folder: str) -> str:
-    """``header_not_flair_reason`` of the first file of the series in ``folder``."""
-    return header_not_flair_reason(pydicom.dcmread(dicom_files(folder)[0], stop_before_pixels=True))
+def not_flair_reason(path: str) -> str:
+    """``header_not_flair_reason`` of an input: a DICOM folder's first file, or a NIfTI file's BIDS JSON sidecar
+    (``<name>.json`` beside ``<name>.nii[.gz]``, as dcm2niix writes it: times in seconds, ScanningSequence joined by
+    "_"); "" for anything else."""
+    if is_dicom_folder(path):
+        return header_not_flair_reason(pydicom.dcmread(dicom_files(path)[0], stop_before_pixels=True))
+    nifti = re.search(r"\.nii(\.gz)?$", path)
+    sidecar = path[: nifti.start()] + ".json" if nifti else ""
+    if not os.path.isfile(sidecar):
+        return ""
+    try:
+        with open(sidecar) as f:
+            bids = json.load(f)
+    except (OSError, ValueError):
+        bids = None
+    if not isinstance(bids, dict):
+        return ""  # an unreadable sidecar says nothing; the image itself was checked before any work
+    header: dict = {}
+    for key in ("EchoTime", "InversionTime"):  # seconds in BIDS, ms in DICOM
+        if isinstance(bids.get(key), (int, float)):
+            header[key] = bids[key] * 1000.0
+    if isinstance(bids.get("ScanningSequence"), str):
+        header["ScanningSequence"] = re.split(r"[_\\]", bids["ScanningSequence"])
+    return header_not_flair_reason(header)
 
 
-def header_not_flair_reason(header: pydicom.Dataset) -> str:
+def header_not_flair_reason(header: pydicom.Dataset | dict) -> str:
     """Why an MR image header says its series is not a T2-FLAIR, or "" when it does not say so.
 
     A FLAIR is an inversion-recovery sequence with a long echo time. Said "not a FLAIR": EchoTime (0018,0081) below

@@ -20,7 +20,7 @@ from monai.transforms import MapTransform
 from scipy import ndimage
 
 from bundle.data import case_name
-from bundle.dicom_series import is_dicom_folder, not_flair_reason
+from bundle.dicom_series import not_flair_reason
 from bundle.skull_strip import STRIPPED_META_KEY
 
 
@@ -116,8 +116,9 @@ def review_decision(
     ``uncertainty_score`` is ``case_uncertainty_score`` (None when no probability was given: that part of the rule
     is then left out). ``extent_mm`` is the tissue extent on the RAS working grid; a left-right or anterior-posterior
     extent outside ``HEAD_EXTENT_MM`` means the input may not be a head MRI (low confidence in everything else).
-    ``not_flair`` is why a DICOM series' headers say it is not a FLAIR (``bundle.dicom_series.not_flair_reason``),
-    "" when they do not: the model is confidently wrong on other contrasts, which no uncertainty score shows.
+    ``not_flair`` is why a DICOM series' headers (or a NIfTI file's BIDS sidecar) say it is not a FLAIR
+    (``bundle.dicom_series.not_flair_reason``), "" when they do not: the model is confidently wrong on other
+    contrasts, which no uncertainty score shows.
     """
     lo, hi = HEAD_EXTENT_MM
     not_head = any(not lo <= e <= hi for e in extent_mm[:2])
@@ -128,7 +129,7 @@ def review_decision(
         f"uncertainty_score (1 - estimated_dice) > {max_case_uncertainty} "
         f"or mean_uncertainty_in_lesions > {max_lesion_uncertainty} "
         f"or tissue extent left-right/anterior-posterior outside [{lo:g}, {hi:g}] mm (not a head MRI?) "
-        f"or DICOM headers of another contrast than FLAIR "
+        f"or DICOM headers (or BIDS sidecar) of another contrast than FLAIR "
         f"(this case: {score}, {summary['mean_uncertainty_in_lesions']:.4f}, "
         f"{extent_mm[0]:g} x {extent_mm[1]:g} mm, {not_flair or NO_HEADER_OBJECTION})"
     )
@@ -185,7 +186,7 @@ class LesionReportd(MapTransform):
         uncertain_ml = float((uncertainty > self.uncertain_voxel_threshold).sum()) * summary["voxel_volume_ml"]
         extent = tissue_extent_mm(d[self.image_key])
         score = round(case_uncertainty_score(probability, mask), 4) if probability is not None else None
-        not_flair = not_flair_reason(source) if isinstance(source, str) and is_dicom_folder(source) else ""
+        not_flair = not_flair_reason(source) if isinstance(source, str) else ""
         flagged, rule = review_decision(
             summary, score, extent, self.max_lesion_uncertainty, self.max_case_uncertainty, not_flair
         )

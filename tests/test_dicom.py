@@ -90,6 +90,26 @@ def test_headers_that_say_the_series_is_not_a_flair(series_copy, tags, reason):
     assert found.startswith(reason) and bool(found) is bool(reason)
 
 
+@pytest.mark.parametrize(
+    "sidecar, reason",
+    [
+        ({"EchoTime": 0.00246, "RepetitionTime": 0.3, "ScanningSequence": "GR"}, "EchoTime 2.46 ms < 50 ms"),  # T1
+        ({"EchoTime": 0.125, "InversionTime": 2.5, "ScanningSequence": "SE_IR"}, ""),  # dcm2niix's FLAIR sidecar
+        ({"EchoTime": 0.1, "ScanningSequence": "SE"}, "no inversion recovery"),  # a T2
+        ({"SeriesDescription": "t1"}, ""),  # no timing tags: says nothing (names are not trusted)
+        ([1, 2], ""),  # not a BIDS sidecar
+        (None, ""),  # no sidecar at all
+    ],
+)
+def test_bids_sidecar_of_a_nifti_input(tmp_path, sidecar, reason):
+    image = tmp_path / "sub-01_FLAIR.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4)), image)
+    if sidecar is not None:
+        (tmp_path / "sub-01_FLAIR.json").write_text(json.dumps(sidecar))
+    found = not_flair_reason(str(image))
+    assert found.startswith(reason) and bool(found) is bool(reason)
+
+
 def test_real_series_passes_the_input_check():
     require_shared(SERIES)
     assert check_image(str(SERIES)) == (256, 256, 35)
