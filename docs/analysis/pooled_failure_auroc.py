@@ -2,7 +2,10 @@
 
 Without arguments: every case scored with bundle 0.5.1 (docs/results.md, "Review flag"; run from the bundle root after
 the evaluate commands of that section; the 4 cases as given are the 0.5.0 table's values). With arguments: the cases
-of the given ``evaluate`` output folders (e.g. the stage 13 ones, docs/results.md "Version 0.7.0")."""
+of the given ``evaluate`` output folders (e.g. the stage 13 ones, docs/results.md "Version 0.7.0").
+
+For folders written by 0.10.0 or later, metrics.json's uncertainty_score is 1 - estimated Dice, flagged above 0.4,
+not 0.2: use review_score_from_outputs.py, which computes both scores from the saved maps."""
 
 import json
 import sys
