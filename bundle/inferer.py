@@ -122,10 +122,10 @@ class TissueSliceInferer(Inferer):
     ) -> torch.Tensor:
         """``predict`` on the axial ``slices`` of one volume (C, H, W, D) -> (S, 2, H, W) float32, under autocast
         to ``dtype`` (None: float32). Call ``prepare`` first and run it under ``torch.inference_mode``."""
-        stacks = self._layout(slice_stacks(volume, slices, self.context_slices))
+        stacks = slice_stacks(volume, slices, self.context_slices)  # laid out below, once per network input
         with torch.autocast(volume.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             if not self.tile_size:
-                return self.predict(stacks, network, generator).float()
+                return self.predict(self._layout(stacks), network, generator).float()
             return sliding_window_inference(
                 stacks,
                 roi_size=(self.tile_size, self.tile_size),
