@@ -153,6 +153,17 @@ def not_flair_reason(path: str) -> str:
     return header_not_flair_reason(header)
 
 
+def bids_sidecar(header: pydicom.Dataset) -> dict:
+    """The timing tags ``not_flair_reason`` reads, as the BIDS sidecar of a NIfTI written from the series (dcm2niix's
+    convention: seconds, ScanningSequence joined by "_")."""
+    times = ("EchoTime", "InversionTime")
+    sidecar = {key: float(header.get(key)) / 1000.0 for key in times if header.get(key) is not None}
+    sequence = header.get("ScanningSequence")
+    if sequence is not None:
+        sidecar["ScanningSequence"] = "_".join([sequence] if isinstance(sequence, str) else list(sequence))
+    return sidecar
+
+
 def header_not_flair_reason(header: pydicom.Dataset | dict) -> str:
     """Why an MR image header says its series is not a T2-FLAIR, or "" when it does not say so.
 

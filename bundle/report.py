@@ -90,7 +90,6 @@ def case_uncertainty_score(probability: np.ndarray, mask: np.ndarray) -> float:
     return 1.0 - estimated_dice(probability, mask)
 
 
-NO_HEADER_OBJECTION = "headers do not say otherwise"  # the rule's value when no DICOM header says "not a FLAIR"
 HEAD_EXTENT_MM = (100.0, 260.0)  # plausible left-right and anterior-posterior extent of a head or brain
 
 
@@ -131,7 +130,7 @@ def review_decision(
         f"or tissue extent left-right/anterior-posterior outside [{lo:g}, {hi:g}] mm (not a head MRI?) "
         f"or DICOM headers (or BIDS sidecar) of another contrast than FLAIR "
         f"(this case: {score}, {summary['mean_uncertainty_in_lesions']:.4f}, "
-        f"{extent_mm[0]:g} x {extent_mm[1]:g} mm, {not_flair or NO_HEADER_OBJECTION})"
+        f"{extent_mm[0]:g} x {extent_mm[1]:g} mm, {not_flair or 'headers do not say otherwise'})"
     )
     return bool(flagged), rule
 

@@ -5,8 +5,8 @@ with index order (column, row, slice), so ``nifti = array.transpose(2, 1, 0)``),
 folder, runs ``configs/inference.yaml`` + ``configs/inference_torchscript.yaml`` on it (same preprocessing,
 sampler, postprocessing, report and review PNG as the bundle), and emits the binary mask back in
 ``[slice, row, column]`` order for ``DICOMSegmentationWriterOperator``. The uncertainty map, report and review PNG
-stay in the output folder; the report also gets the review rule's header check (a series whose headers say it is not
-a FLAIR is flagged), read from the source series in the input folder. MONAI Deploy's
+stay in the output folder. The source series' timing tags go beside the NIfTI as its BIDS sidecar, so the report's
+header check (a series whose headers say it is not a FLAIR is flagged) sees them. MONAI Deploy's
 ``MonaiBundleInferenceOperator`` is not used: it casts image outputs to uint8 (the uncertainty is float) and cannot
 drive the two-method diffusion sampler.
 """
@@ -25,10 +25,10 @@ import pydicom
 from monai.deploy.core import Fragment, Image, Operator, OperatorSpec
 from pydicom.errors import InvalidDicomError
 
-from bundle.dicom_series import header_not_flair_reason, is_dicom_file
+from bundle.dicom_series import bids_sidecar, is_dicom_file
 from bundle.evaluate import read_config
 from bundle.input_check import remove_if_empty
-from bundle.report import NO_HEADER_OBJECTION, write_json_atomic
+from bundle.report import write_json_atomic
 
 CONFIGS = ("configs/inference.yaml", "configs/inference_torchscript.yaml")
 SERIES_KEYS = ("StudyInstanceUID", "SeriesInstanceUID", "SeriesDescription", "Modality")
@@ -84,25 +84,23 @@ class LesionSegmentationOperator(Operator):
             volume = np.asarray(image.asnumpy(), dtype=np.float32).transpose(2, 1, 0)
             source = os.path.join(work, f"{name}.nii.gz")
             nib.save(nib.Nifti1Image(volume, np.asarray(metadata["affine"], dtype=np.float64)), source)
+            uid = str(metadata.get("SeriesInstanceUID", ""))
+            header = series_header(self.input_folder, uid) if self.input_folder else None
+            if header is not None:  # the bundle's header check reads it as the temporary NIfTI's BIDS sidecar
+                write_json_atomic(os.path.join(work, f"{name}.json"), bids_sidecar(header))
             self.run_bundle(source)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        self.report_source_series(self.output_folder / f"{name}_report.json", metadata, self.input_folder)
+        self.name_source_series(self.output_folder / f"{name}_report.json", metadata)
         seg = np.asarray(nib.load(self.output_folder / f"{name}_seg.nii.gz").dataobj, dtype=np.uint8)
         op_output.emit(Image(seg.transpose(2, 1, 0).copy(), metadata), "seg_image")
 
     @staticmethod
-    def report_source_series(report_path: Path, metadata: dict, input_folder: Path | None = None) -> None:
-        """Point the report's ``input`` at the DICOM series instead of the deleted temporary NIfTI, and apply the
-        review rule's header check (``header_not_flair_reason``) to that series' headers in ``input_folder``."""
+    def name_source_series(report_path: Path, metadata: dict) -> None:
+        """Point the report's ``input`` at the DICOM series instead of the deleted temporary NIfTI."""
         with open(report_path) as f:
             report = json.load(f)
         report["input"] = {key: str(metadata.get(key, "")) for key in SERIES_KEYS}
-        header = series_header(input_folder, str(metadata.get("SeriesInstanceUID", ""))) if input_folder else None
-        reason = header_not_flair_reason(header) if header is not None else ""
-        if reason:
-            report["not_flair_reason"], report["review_required"] = reason, True
-            report["review_rule"] = report["review_rule"].replace(NO_HEADER_OBJECTION, reason)
         write_json_atomic(str(report_path), report)
 
     def run_bundle(self, source: str) -> None:
