@@ -47,7 +47,7 @@ class LesionSegApp(Application):
         to_volume = DICOMSeriesToVolumeOperator(self, name="series_to_volume")
         inference = LesionSegmentationOperator(
             self, bundle_root=BUNDLE_ROOT, output_folder=output_path, num_samples=self.num_samples,
-            num_steps=self.num_steps, input_folder=input_path, name="lesion_inference",
+            num_steps=self.num_steps, name="lesion_inference",
         )
         lesion = SegmentDescription(
             segment_label="FLAIR hyperintense lesion",
@@ -64,5 +64,6 @@ class LesionSegApp(Application):
         self.add_flow(loader, selector, {("dicom_study_list", "dicom_study_list")})
         self.add_flow(selector, to_volume, {("study_selected_series_list", "study_selected_series_list")})
         self.add_flow(to_volume, inference, {("image", "image")})
+        self.add_flow(selector, inference, {("study_selected_series_list", "study_selected_series_list")})
         self.add_flow(selector, writer, {("study_selected_series_list", "study_selected_series_list")})
         self.add_flow(inference, writer, {("seg_image", "seg_image")})

@@ -23,9 +23,8 @@ import nibabel as nib
 import numpy as np
 import pydicom
 from monai.deploy.core import Fragment, Image, Operator, OperatorSpec
-from pydicom.errors import InvalidDicomError
 
-from bundle.dicom_series import bids_sidecar, is_dicom_file
+from bundle.dicom_series import bids_sidecar
 from bundle.evaluate import read_config
 from bundle.input_check import remove_if_empty
 from bundle.report import write_json_atomic
@@ -34,15 +33,14 @@ CONFIGS = ("configs/inference.yaml", "configs/inference_torchscript.yaml")
 SERIES_KEYS = ("StudyInstanceUID", "SeriesInstanceUID", "SeriesDescription", "Modality")
 
 
-def series_header(folder: Path, series_uid: str) -> pydicom.Dataset | None:
-    """The header of the first DICOM file under ``folder`` (recursively) of series ``series_uid``, or None."""
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_dicom_file(str(p))):
-        try:
-            header = pydicom.dcmread(path, stop_before_pixels=True)
-        except (InvalidDicomError, OSError, EOFError, ValueError):
-            continue
-        if str(getattr(header, "SeriesInstanceUID", "")) == series_uid:
-            return header
+def series_header(study_selected_series: list, series_uid: str) -> pydicom.Dataset | None:
+    """The header of the first instance of series ``series_uid`` among the selector's ``study_selected_series_list``
+    (already read by the loader), or None."""
+    for study in study_selected_series or []:
+        for selected in study.selected_series:
+            instances = selected.series.get_sop_instances()
+            if instances and str(selected.series.SeriesInstanceUID) == series_uid:
+                return instances[0].get_native_sop_instance()
     return None
 
 
@@ -62,20 +60,20 @@ class LesionSegmentationOperator(Operator):
         output_folder: Path,
         num_samples: int | None = None,
         num_steps: int | None = None,
-        input_folder: Path | None = None,
         **kwargs,
     ) -> None:
         self.bundle_root, self.output_folder = os.path.abspath(bundle_root), Path(output_folder)
-        self.input_folder = input_folder
         self.num_samples, self.num_steps = num_samples, num_steps
         super().__init__(fragment, *args, **kwargs)
 
     def setup(self, spec: OperatorSpec) -> None:
         spec.input("image")
+        spec.input("study_selected_series_list")
         spec.output("seg_image")
 
     def compute(self, op_input, op_output, context) -> None:
         image = op_input.receive("image")
+        selected_series = op_input.receive("study_selected_series_list")
         metadata = image.metadata()
         name = series_name(metadata)
         self.output_folder.mkdir(parents=True, exist_ok=True)
@@ -85,7 +83,7 @@ class LesionSegmentationOperator(Operator):
             source = os.path.join(work, f"{name}.nii.gz")
             nib.save(nib.Nifti1Image(volume, np.asarray(metadata["affine"], dtype=np.float64)), source)
             uid = str(metadata.get("SeriesInstanceUID", ""))
-            header = series_header(self.input_folder, uid) if self.input_folder else None
+            header = series_header(selected_series, uid)
             if header is not None:  # the bundle's header check reads it as the temporary NIfTI's BIDS sidecar
                 write_json_atomic(os.path.join(work, f"{name}.json"), bids_sidecar(header))
             self.run_bundle(source)
