@@ -62,6 +62,12 @@ def check_checkpoint(path: str, network: torch.nn.Module, key: str | None = None
     return path
 
 
+def load_weights(network: torch.nn.Module, path: str, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """``network`` with the state dict in ``path`` (checked by ``check_checkpoint``) on ``device``, in eval mode."""
+    network.load_state_dict(torch.load(check_checkpoint(path, network), map_location="cpu", weights_only=True))
+    return network.to(device).eval()
+
+
 def load_torchscript(path: str, device: torch.device | str = "cpu") -> torch.jit.ScriptModule:
     """The traced network in ``path`` (``python -m bundle export``), in eval mode; one-line ``SystemExit`` if unusable."""
     if not os.path.isfile(path):

@@ -112,16 +112,27 @@ def read_config(bundle_root: str, config_file: str | list[str]) -> ConfigParser:
     return parser
 
 
+def set_weights(parser: ConfigParser, ckpt: str = "", expert_ckpt: str = "") -> None:
+    """Point the inference config at other weights: ``ckpt`` replaces the main network's and, unless
+    ``expert_ckpt`` is given too, turns the MS-lesion expert off (those weights alone, as an ablation is scored);
+    ``expert_ckpt`` alone replaces the expert's."""
+    if ckpt:
+        parser["ckpt_path"] = os.path.abspath(ckpt)
+        parser["expert_ckpt_path"] = ""
+    if expert_ckpt:
+        parser["expert_ckpt_path"] = os.path.abspath(expert_ckpt)
+
+
 def run_inference(
-    parser: ConfigParser, bundle_root: str, cases: list[dict], output_dir: str, samples: int, steps: int, ckpt: str = ""
+    parser: ConfigParser, bundle_root: str, cases: list[dict], output_dir: str, samples: int, steps: int,
+    ckpt: str = "", expert_ckpt: str = "",
 ) -> None:
     """The inference config ``parser`` on ``cases``, also saving the lesion probability (``<case>_prob.nii.gz``).
 
-    ``ckpt`` overrides the config's ``ckpt_path``.
+    ``ckpt`` and ``expert_ckpt``: other weights (``set_weights``).
     """
     parser.update({"bundle_root": bundle_root, "output_dir": output_dir, "num_samples": samples, "num_steps": steps})
-    if ckpt:
-        parser["ckpt_path"] = os.path.abspath(ckpt)
+    set_weights(parser, ckpt, expert_ckpt)
     parser["datalist_files"] = [{"image": c["image"]} for c in cases]
     transforms = parser["postprocessing"]["transforms"]
     save_seg = next(t for t in transforms if t["_target_"] == "SaveImaged" and t["keys"] == "pred_lesion")
@@ -171,11 +182,13 @@ def evaluate(
     ckpt: str = "",
     key: str = "testing",
     debug: bool = False,
+    expert_ckpt: str = "",
 ) -> dict:
     """Segment and score every case of the ``key`` list of ``datalist``; returns the metrics.json content.
 
     ``--config_file "['configs/inference.yaml','configs/baseline_inference.yaml']"`` scores the baseline,
-    ``--ckpt FILE`` other weights (e.g. an ablation's), ``--key validation`` another list of the datalist,
+    ``--ckpt FILE`` other weights alone (e.g. an ablation's; no MS-lesion expert unless ``--expert_ckpt FILE``
+    gives one), ``--key validation`` another list of the datalist,
     ``--debug`` the traceback of a datalist error instead of one line. ``samples``/``steps`` 0: the config's N and K.
     """
     bundle_root = os.path.abspath(bundle_root)
@@ -187,7 +200,7 @@ def evaluate(
     for failure in failures:
         print(f"skipped: {failure['error']}")
     if cases:
-        run_inference(parser, bundle_root, cases, output_dir, samples, steps, ckpt)
+        run_inference(parser, bundle_root, cases, output_dir, samples, steps, ckpt, expert_ckpt)
     results = []
     for case in cases:
         image, label, seg, prob, unc = load_case(case, output_dir)
@@ -196,6 +209,7 @@ def evaluate(
         metrics = case_metrics(image, label, seg, prob, unc)
         results.append({"id": case_name(case["image"]), **metrics, "review_required": report["review_required"]})
     settings = {"samples": samples, "steps": steps, "config_file": config_file, "ckpt": ckpt or "config default",
+                "expert_ckpt": expert_ckpt or ("none" if ckpt else "config default"),
                 "datalist": os.path.abspath(datalist), "key": key}
     result = {"mean": summarise(results), "cases": results, "settings": settings}
     write_json_atomic(os.path.join(output_dir, "metrics.json"), result)

@@ -17,9 +17,18 @@ and keeps its step-k estimates; the slices that are still uncertain get all K st
 With mirroring (``mirror``), the odd-numbered samples see the left-right mirrored slice stack M(x) and their
 masks are mirrored back, s_n = M(s_n') (M = flip of the first in-plane axis, R-L after ``Orientationd`` RAS; M M = I),
 so the N samples average over both views at the same denoiser cost; f^I runs once per view.
+
+With ``experts`` (other networks of the same interface), every network is sampled alike (same noise) and the
+outputs are combined voxel by voxel, keeping the network that sees the highest probability,
+
+    p = max_e p_e,   sigma = sigma_{e*},   e* = argmax_e p_e   (ties: the first network),
+
+so the mask p > 0.5 is the union of the networks' masks (docs/results.md, stage 23).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from monai.inferers import Inferer, sliding_window_inference
@@ -48,6 +57,9 @@ class TissueSliceInferer(Inferer):
     channels alike. The networks were trained on T x T patches, and their instance and group normalisations take
     statistics over whatever field of view they get: tiles give them the field of view of training (docs/results.md,
     stage 17). 0: whole slices.
+
+    Experts (``experts``): further networks run exactly as the evaluator's network; their outputs are combined with
+    ``keep_most_probable`` (module docstring). The inferer puts them in eval mode; they cost one more pass each.
     """
 
     def __init__(
@@ -61,8 +73,10 @@ class TissueSliceInferer(Inferer):
         precision: str = "auto",
         tile_size: int = 0,
         tile_overlap: float = 0.25,
+        experts: Sequence[torch.nn.Module] = (),
     ) -> None:
         super().__init__()
+        self.experts = [expert.eval() for expert in experts]
         if tile_size < 0 or not 0 <= tile_overlap < 1:
             raise ValueError(f"tile_size must be >= 0 and tile_overlap in [0, 1), got {tile_size}, {tile_overlap}")
         self.tile_size, self.tile_overlap = tile_size, tile_overlap
@@ -93,12 +107,16 @@ class TissueSliceInferer(Inferer):
     def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args, **kwargs) -> torch.Tensor:
         if inputs.ndim != 5:
             raise ValueError(f"expected a batch of 3D volumes (B, C, H, W, D), got shape {tuple(inputs.shape)}")
-        self.layout_weights(network)
+        for net in (network, *self.experts):
+            self.layout_weights(net)
         with torch.inference_mode():
-            return self._infer(inputs, network)
+            images = torch.as_tensor(inputs).float()
+            output = self._infer(images, network)
+            for expert in self.experts:
+                output = keep_most_probable(output, self._infer(images, expert))
+        return convert_to_dst_type(output, dst=inputs, dtype=torch.float32)[0]
 
-    def _infer(self, inputs: torch.Tensor, network: torch.nn.Module) -> torch.Tensor:
-        images = torch.as_tensor(inputs).float()
+    def _infer(self, images: torch.Tensor, network: torch.nn.Module) -> torch.Tensor:
         self.prepare(images.device)
         dtype = autocast_dtype(self.precision, images.device)  # resolved once per call, not per slice batch
         b, _, h, w, d = images.shape
@@ -110,7 +128,7 @@ class TissueSliceInferer(Inferer):
                 chunk = slices[start : start + self.slice_batch_size]
                 prediction = self.predict_slices(images[i], chunk, network, generator, dtype)
                 output[i, :, :, :, chunk] = prediction.permute(1, 2, 3, 0)
-        return convert_to_dst_type(output, dst=inputs, dtype=torch.float32)[0]
+        return output
 
     def predict_slices(
         self,
@@ -136,6 +154,12 @@ class TissueSliceInferer(Inferer):
             ).float()
 
 
+def keep_most_probable(output: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """(B, 2, ...) probability and uncertainty of two networks -> per voxel the pair with the higher probability
+    (``output``'s on ties): p = max(p_1, p_2), so the mask p > 0.5 is the union of the two masks."""
+    return torch.where(other[:, :1] > output[:, :1], other, output)
+
+
 class DiffusionEnsembleInferer(TissueSliceInferer):
     """Sample N lesion masks per slice with K DDIM steps and return their mean and spread.
 
@@ -153,6 +177,7 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         stop_tolerance: tau of adaptive stopping (module docstring); 0 runs all K steps on every slice.
         mirror: odd-numbered samples see the left-right mirrored slices (module docstring); no effect with N = 1.
         tile_size, tile_overlap: sample in tiles of the training patch size (see ``TissueSliceInferer``).
+        experts: further networks sampled alike, combined by ``keep_most_probable`` (module docstring).
     """
 
     def __init__(
@@ -172,10 +197,11 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         mirror: bool = False,
         tile_size: int = 0,
         tile_overlap: float = 0.25,
+        experts: Sequence[torch.nn.Module] = (),
     ) -> None:
         super().__init__(
             context_slices, slice_batch_size, tissue_threshold, min_tissue_fraction, seed, channels_last, precision,
-            tile_size, tile_overlap,
+            tile_size, tile_overlap, experts,
         )
         if num_samples < 1 or num_inference_steps < 1:
             raise ValueError(f"num_samples ({num_samples}) and num_inference_steps ({num_inference_steps}) must be >= 1")

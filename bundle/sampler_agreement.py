@@ -17,6 +17,7 @@ Only slices, because T = 1000 over a whole volume takes about two hours per case
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import statistics
 
@@ -24,8 +25,8 @@ import torch
 from monai.metrics import DiceMetric
 from monai.transforms import LoadImage
 
-from bundle.evaluate import label_on_image_grid, labelled_datalist, read_config
-from bundle.inferer import DiffusionEnsembleInferer
+from bundle.evaluate import label_on_image_grid, labelled_datalist, read_config, set_weights
+from bundle.inferer import DiffusionEnsembleInferer, keep_most_probable
 from bundle.precision import autocast_dtype
 from bundle.report import write_json_atomic
 from bundle.slices import tissue_slices
@@ -51,13 +52,17 @@ def config_sampler(parser, steps: int, eta: float) -> DiffusionEnsembleInferer:
 
 
 def sample_slices(sampler: DiffusionEnsembleInferer, volume, slices, network) -> torch.Tensor:
-    """``sampler``'s (probability, uncertainty) (S, 2, H, W) on the axial ``slices`` of ``volume`` (C, H, W, D)."""
+    """``sampler``'s (probability, uncertainty) (S, 2, H, W) on the axial ``slices`` of ``volume`` (C, H, W, D);
+    with the sampler's experts, each network sampled from the same noise and combined as the inferer does."""
     sampler.prepare(volume.device)
     dtype = autocast_dtype(sampler.precision, volume.device)
-    generator = torch.Generator(device=volume.device).manual_seed(sampler.seed)
-    sampler.layout_weights(network)
-    with torch.inference_mode():
-        return sampler.predict_slices(volume, slices, network, generator, dtype)
+    outputs = []
+    for net in (network, *sampler.experts):
+        generator = torch.Generator(device=volume.device).manual_seed(sampler.seed)
+        sampler.layout_weights(net)
+        with torch.inference_mode():
+            outputs.append(sampler.predict_slices(volume, slices, net, generator, dtype))
+    return functools.reduce(keep_most_probable, outputs)
 
 
 def load_network(parser) -> torch.nn.Module:
@@ -78,14 +83,15 @@ def sampler_agreement(
     bundle_root: str = ".",
     config_file: str | list[str] = "configs/inference.yaml",
     ckpt: str = "",
+    expert_ckpt: str = "",
 ) -> dict:
     """DDIM with K = each of ``steps`` (default: the config's K) vs DDPM-``reference_steps`` on the lesion slices
-    of each case of the ``key`` list; writes and returns the JSON described in the module docstring."""
+    of each case of the ``key`` list; writes and returns the JSON described in the module docstring. ``ckpt`` and
+    ``expert_ckpt``: other weights, as ``bundle.evaluate.set_weights``."""
     bundle_root = os.path.abspath(bundle_root)
     parser = read_config(bundle_root, config_file)
     parser["bundle_root"] = bundle_root
-    if ckpt:
-        parser["ckpt_path"] = os.path.abspath(ckpt)
+    set_weights(parser, ckpt, expert_ckpt)
     device = parser.get_parsed_content("device")
     network = load_network(parser)
     preprocessing = parser.get_parsed_content("preprocessing")

@@ -56,3 +56,30 @@ def test_readme_commands_are_the_ones_ci_runs():
     setup_and_run, tests = blocks[0].strip(), blocks[1].strip()
     assert "configs/inference.yaml" in setup_and_run and ".ci/setup" in setup_and_run
     assert tests in ci, "the README's test command must be what .ci/run executes"
+
+
+
+def test_inference_config_loads_an_expert_only_when_given(tmp_path):
+    """No expert by default; ``expert_ckpt_path`` gives the inferer a second network with those weights, in eval
+    mode and apart from the main network; a bad expert file is one line naming it."""
+    import torch
+    from monai.bundle import ConfigParser
+
+    def inferer(expert_ckpt_path):
+        parser = ConfigParser()
+        parser.read_config(str(BUNDLE_ROOT / "configs" / "inference.yaml"))
+        parser.update({"bundle_root": str(BUNDLE_ROOT), "device": "$torch.device('cpu')",
+                       "expert_ckpt_path": expert_ckpt_path})
+        return parser.get_parsed_content("inferer"), parser.get_parsed_content("network")
+
+    assert inferer("")[0].experts == []
+    shipped = torch.load(BUNDLE_ROOT / "models" / "model.pt", weights_only=True)
+    expert_weights = {name: value + 1.0 for name, value in shipped.items()}
+    torch.save(expert_weights, tmp_path / "expert.pt")
+    sampler, network = inferer(str(tmp_path / "expert.pt"))
+    (expert,) = sampler.experts
+    assert expert is not network and not expert.training
+    assert all(torch.equal(p.detach(), expert_weights[name]) for name, p in expert.named_parameters())
+    torch.save({"other": torch.zeros(1)}, tmp_path / "bad.pt")
+    with pytest.raises(SystemExit, match=f"{tmp_path / 'bad.pt'}: checkpoint does not match the network"):
+        inferer(str(tmp_path / "bad.pt"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bundle.checkpoint import RNGState, check_checkpoint
+from bundle.checkpoint import RNGState, check_checkpoint, load_weights
 
 
 @pytest.fixture
@@ -51,6 +51,16 @@ def test_good_and_nested_checkpoints_pass(tmp_path, net):
         check_checkpoint(str(tmp_path / "a.pt"), net, key="model")
     with pytest.raises(SystemExit, match="checkpoint not found"):
         check_checkpoint(str(tmp_path / "none.pt"), net)
+
+
+def test_load_weights_loads_checked_weights_in_eval_mode(tmp_path, net):
+    trained = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.5), torch.nn.Linear(4, 2))
+    torch.save(trained.state_dict(), tmp_path / "w.pt")
+    fresh = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.5), torch.nn.Linear(4, 2))
+    loaded = load_weights(fresh, str(tmp_path / "w.pt"))
+    assert not loaded.training and torch.equal(loaded[2].weight, trained[2].weight)
+    with pytest.raises(SystemExit, match="does not match the network"):
+        load_weights(net, str(tmp_path / "w.pt"))  # other layout: one line, not a load_state_dict traceback
 
 
 def test_rng_state_round_trip(tmp_path):

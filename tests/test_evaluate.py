@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import nibabel as nib
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from bundle.evaluate import lesion_f1, summarise
-from conftest import GLIOMA, SHARED_DATA, require_shared, run_bundle
+from conftest import BUNDLE_ROOT, GLIOMA, SHARED_DATA, require_shared, run_bundle
 
 
 def test_lesion_f1_counts_any_overlap_as_found():
@@ -111,3 +112,25 @@ def test_two_channel_model_trains_and_is_scored_on_image_lists(tmp_path):
     proc = run_bundle("bundle", "evaluate", "--datalist", str(datalist), "--output_dir", str(tmp_path / "eval1"),
                       check=False)
     assert proc.returncode == 1 and "2 images listed for one case, the model takes 1 channels" in proc.stdout
+
+
+
+def test_other_weights_are_scored_alone_unless_an_expert_is_given():
+    """``--ckpt`` scores those weights alone (an ablation must not be mixed with an expert); ``--expert_ckpt``
+    gives or replaces the expert."""
+    from bundle.evaluate import read_config, set_weights
+
+    shipped = read_config(str(BUNDLE_ROOT), "configs/inference.yaml")["ckpt_path"]
+
+    def paths(ckpt="", expert_ckpt="", default_expert=""):
+        parser = read_config(str(BUNDLE_ROOT), "configs/inference.yaml")
+        parser["expert_ckpt_path"] = default_expert
+        set_weights(parser, ckpt, expert_ckpt)
+        return parser["ckpt_path"], parser["expert_ckpt_path"]
+
+    a, e = os.path.abspath("a.pt"), os.path.abspath("e.pt")
+    assert paths() == (shipped, "")
+    assert paths(default_expert="/x/ms.pt") == (shipped, "/x/ms.pt")
+    assert paths(ckpt="a.pt", default_expert="/x/ms.pt") == (a, "")
+    assert paths(ckpt="a.pt", expert_ckpt="e.pt", default_expert="/x/ms.pt") == (a, e)
+    assert paths(expert_ckpt="e.pt") == (shipped, e)

@@ -255,3 +255,20 @@ def test_tiles_give_the_network_the_training_field_of_view(network, volume):
     assert not torch.equal(out, make_inferer()(volume, network))  # whole slices: other statistics, other masks
     with pytest.raises(ValueError, match="tile_size"):
         make_inferer(tile_size=-1)
+
+
+def test_experts_keep_the_most_probable_network_per_voxel(volume):
+    """With an expert, each voxel takes probability and uncertainty from the network with the higher probability:
+    a network sure of the left half gives p = 1, sigma = 0 there; on the right half (where it says 0) the other
+    network's own sampled p and sigma are kept. The mask is the union whichever network comes first."""
+    left = make_inferer(num_samples=4)(volume, LeftHalfNet())
+    noisy = make_inferer(num_samples=4)(volume, NoisyEchoNet())
+    assert noisy[0, 1].amax() > 0  # the noisy network's samples disagree somewhere, so sigma shows whose it is
+    union = make_inferer(num_samples=4, experts=[NoisyEchoNet()])(MetaTensor(volume), LeftHalfNet())
+    assert isinstance(union, MetaTensor)
+    tissue = left[0, 0].amax(dim=(0, 1)) > 0
+    torch.testing.assert_close(union[0, :, :32][..., tissue], left[0, :, :32][..., tissue])
+    torch.testing.assert_close(union[0, :, 32:][..., tissue], noisy[0, :, 32:][..., tissue])
+    swapped = make_inferer(num_samples=4, experts=[LeftHalfNet()])(volume, NoisyEchoNet())
+    assert torch.equal(swapped[:, 0] > 0.5, torch.as_tensor(union)[:, 0] > 0.5)
+    assert torch.equal(make_inferer(num_samples=4, experts=[])(volume, LeftHalfNet()), left)
