@@ -114,8 +114,8 @@ def read_config(bundle_root: str, config_file: str | list[str]) -> ConfigParser:
 
 def set_weights(parser: ConfigParser, ckpt: str = "", expert_ckpt: str = "") -> None:
     """Point the inference config at other weights: ``ckpt`` replaces the main network's and, unless
-    ``expert_ckpt`` is given too, turns the MS-lesion expert off (those weights alone, as an ablation is scored);
-    ``expert_ckpt`` alone replaces the expert's."""
+    ``expert_ckpt`` is given too, turns any expert of the config off (those weights alone, as an ablation is
+    scored); ``expert_ckpt`` gives the config an expert network with those weights (or replaces its own)."""
     if ckpt:
         parser["ckpt_path"] = os.path.abspath(ckpt)
         parser["expert_ckpt_path"] = ""
@@ -187,7 +187,7 @@ def evaluate(
     """Segment and score every case of the ``key`` list of ``datalist``; returns the metrics.json content.
 
     ``--config_file "['configs/inference.yaml','configs/baseline_inference.yaml']"`` scores the baseline,
-    ``--ckpt FILE`` other weights alone (e.g. an ablation's; no MS-lesion expert unless ``--expert_ckpt FILE``
+    ``--ckpt FILE`` other weights alone (e.g. an ablation's; no expert network unless ``--expert_ckpt FILE``
     gives one), ``--key validation`` another list of the datalist,
     ``--debug`` the traceback of a datalist error instead of one line. ``samples``/``steps`` 0: the config's N and K.
     """

@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from bundle.sampler_agreement import lesion_slices, sampler_agreement
+from bundle.sampler_agreement import lesion_slices, sample_slices, sampler_agreement
 from conftest import BUNDLE_ROOT, SAMPLE
 
 
@@ -46,3 +46,22 @@ def test_ddim_with_eta_one_over_the_reference_steps_is_the_reference(tmp_path):
     assert case["dice_ddim3_vs_ddpm"] == 1.0  # same sampler, same noise: the same mask
     for key in ("dice_ddpm", "dice_ddim1", "dice_ddim3", "dice_ddim1_vs_ddpm"):
         assert 0.0 <= case[key] <= 1.0
+
+
+def test_slices_with_an_expert_are_sampled_as_the_inferer_samples_them():
+    """``sample_slices`` (the agreement's and the DDPM benchmark's path) combines an expert exactly as the
+    whole-volume inferer does: same noise for each network, the more probable one kept per voxel."""
+    from bundle.inferer import DiffusionEnsembleInferer
+    from bundle.scheduler import DDIMScheduler
+    from bundle.slices import tissue_slices
+    from test_inferer import LeftHalfNet, NoisyEchoNet
+
+    volume = torch.rand(1, 32, 32, 5) + 0.5
+    sampler = DiffusionEnsembleInferer(
+        DDIMScheduler(prediction_type="sample"), num_samples=4, num_inference_steps=3, seed=3, experts=[NoisyEchoNet()]
+    )
+    whole = sampler(volume[None], LeftHalfNet())[0]
+    slices = tissue_slices(volume)
+    sliced = sample_slices(sampler, volume, slices, LeftHalfNet())  # (S, 2, H, W)
+    torch.testing.assert_close(sliced, whole[..., slices].permute(3, 0, 1, 2))
+    assert sliced[:, 1].amax() > 0  # the expert's own uncertainty is there, not only the left-half network's zeros
