@@ -32,6 +32,9 @@ j. ``default_unstripped`` (optional, ``--modes``): path a with ``skull_strip`` =
    (on a skull-stripped input: the mask is computed and the scan passes unchanged) is a ratio measured in the same run.
 k. ``default_whole_slices`` (optional, ``--modes``): path a with ``tile_size`` = 0 (whole slices instead of tiles of
    the training patch size, the default before 0.9.0), so the cost of tiling is a ratio measured in the same run.
+l. ``default_with_expert`` (optional, ``--modes``): path a with an expert network (``expert_ckpt_path``, see
+   ``bundle.inferer``; the main weights serve as the expert, which costs what any expert of that architecture
+   costs), so the cost of sampling two networks is a ratio measured in the same run.
 
 Each measurement runs in its own process so its peak RSS (``getrusage``) and CUDA peak are its own. With
 ``rounds`` > 1 the modes are measured in turn, round after round (a b a b ...), and each mode's times are pooled, so
@@ -65,6 +68,7 @@ BASELINE_CONFIGS = ("inference.yaml", "baseline_inference.yaml")
 GLIBC_DEFAULTS = {"keep_freed_memory": False}
 UNSTRIPPED = {"skull_strip": False}
 WHOLE_SLICES = {"tile_size": 0}
+WITH_EXPERT = {"expert_ckpt_path": "$@ckpt_path"}  # the main weights as the expert: the cost of any expert
 # report key -> (numerator mode, denominator mode) of the median times, written when both modes were measured
 RATIOS = {
     "ratio_ddpm1000_over_default": ("ddpm1000", "default"),
@@ -77,6 +81,7 @@ RATIOS = {
     "ratio_default_over_baseline": ("default", "baseline"),
     "ratio_default_over_unstripped": ("default", "default_unstripped"),
     "ratio_default_over_whole_slices": ("default", "default_whole_slices"),
+    "ratio_with_expert_over_default": ("default_with_expert", "default"),
 }
 
 
@@ -106,7 +111,8 @@ def _run_default(parser, path: str, device: str, settings: dict | None = None) -
         parser.get_parsed_content("initialize")
         evaluator = parser.get_parsed_content("evaluator")
         evaluator.run()
-    return {"settings": settings or {}, "network": type(evaluator.network).__name__}
+    experts = len(getattr(evaluator.inferer, "experts", []))
+    return {"settings": settings or {}, "network": type(evaluator.network).__name__, "experts": experts}
 
 
 def _run_ddpm(parser, path: str, device: str, slices: int, steps: int) -> dict:
@@ -150,6 +156,7 @@ def worker(
         "default_glibc_defaults": lambda p: _run_default(p, input, device, GLIBC_DEFAULTS),
         "default_unstripped": lambda p: _run_default(p, input, device, UNSTRIPPED),
         "default_whole_slices": lambda p: _run_default(p, input, device, WHOLE_SLICES),
+        "default_with_expert": lambda p: _run_default(p, input, device, WITH_EXPERT),
         "ddpm1000": lambda p: _run_ddpm(p, input, device, ddpm_slices, ddpm_steps),
         "unet": lambda p: _run_unet(p, input, device),
         "baseline": lambda p: _run_default(p, input, device),
