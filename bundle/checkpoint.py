@@ -38,6 +38,12 @@ def check_checkpoint(path: str, network: torch.nn.Module, key: str | None = None
     The message is one line naming the file and the problem (unreadable, wrong content, missing or unexpected
     parameters, wrong shapes), instead of a traceback from deep inside ``torch.load``/``load_state_dict``.
     """
+    checked_state(path, network, key)
+    return path
+
+
+def checked_state(path: str, network: torch.nn.Module, key: str | None = None) -> dict:
+    """The state dict in ``path`` (``state[key]`` if ``key``), read once and checked as ``check_checkpoint`` says."""
     if not os.path.isfile(path):
         raise SystemExit(f"error: {path}: checkpoint not found")
     try:
@@ -59,12 +65,12 @@ def check_checkpoint(path: str, network: torch.nn.Module, key: str | None = None
                  f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
                  f"{len(shapes)} of other shape (e.g. {shapes[0]})" if shapes else ""]
         raise SystemExit(f"error: {path}: checkpoint does not match the network: " + ", ".join(p for p in parts if p))
-    return path
+    return state
 
 
 def load_weights(network: torch.nn.Module, path: str, device: torch.device | str = "cpu") -> torch.nn.Module:
     """``network`` with the state dict in ``path`` (checked by ``check_checkpoint``) on ``device``, in eval mode."""
-    network.load_state_dict(torch.load(check_checkpoint(path, network), map_location="cpu", weights_only=True))
+    network.load_state_dict(checked_state(path, network))  # the file is read once
     return network.to(device).eval()
 
 
