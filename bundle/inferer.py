@@ -18,16 +18,20 @@ With mirroring (``mirror``), the odd-numbered samples see the left-right mirrore
 masks are mirrored back, s_n = M(s_n') (M = flip of the first in-plane axis, R-L after ``Orientationd`` RAS; M M = I),
 so the N samples average over both views at the same denoiser cost; f^I runs once per view.
 
-With ``experts`` (other networks of the same interface), every network is sampled alike (same noise) and the
-outputs are combined voxel by voxel, keeping the network that sees the highest probability,
+With ``experts`` (other networks of the same interface), every network e = 1..E is sampled alike (same noise) and
+the outputs are combined voxel by voxel (``combine_networks``), either as the union of the networks' masks
+(``"union"``, docs/results.md, stage 23), keeping the network that sees the highest probability,
 
     p = max_e p_e,   sigma = sigma_{e*},   e* = argmax_e p_e   (ties: the first network),
 
-so the mask p > 0.5 is the union of the networks' masks (docs/results.md, stage 23).
+or by pooling all E x N samples as one ensemble (``"pool"``, a deep ensemble; docs/results.md, stage 27),
+
+    p = mean_e p_e,   sigma = sqrt(mean_e (sigma_e^2 + (p_e - p)^2))   (the spread of all E x N samples).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -58,8 +62,9 @@ class TissueSliceInferer(Inferer):
     statistics over whatever field of view they get: tiles give them the field of view of training (docs/results.md,
     stage 17). 0: whole slices.
 
-    Experts (``experts``): further networks run exactly as the evaluator's network; their outputs are combined with
-    ``keep_most_probable`` (module docstring). The inferer puts them in eval mode; they cost one more pass each.
+    Experts (``experts``): further networks run exactly as the evaluator's network; their outputs are combined by
+    ``combine_networks`` with ``expert_combination`` "union" or "pool" (module docstring). The inferer puts them in
+    eval mode; they cost one more pass each.
     """
 
     def __init__(
@@ -74,9 +79,13 @@ class TissueSliceInferer(Inferer):
         tile_size: int = 0,
         tile_overlap: float = 0.25,
         experts: Sequence[torch.nn.Module] = (),
+        expert_combination: str = "union",
     ) -> None:
         super().__init__()
         self.experts = [expert.eval() for expert in experts]
+        if expert_combination not in COMBINATIONS:
+            raise ValueError(f"expert_combination must be one of {COMBINATIONS}, got {expert_combination!r}")
+        self.expert_combination = expert_combination
         if tile_size < 0 or not 0 <= tile_overlap < 1:
             raise ValueError(f"tile_size must be >= 0 and tile_overlap in [0, 1), got {tile_size}, {tile_overlap}")
         self.tile_size, self.tile_overlap = tile_size, tile_overlap
@@ -111,9 +120,8 @@ class TissueSliceInferer(Inferer):
             self.layout_weights(net)
         with torch.inference_mode():
             images = torch.as_tensor(inputs).float()
-            output = self._infer(images, network)
-            for expert in self.experts:
-                output = keep_most_probable(output, self._infer(images, expert))
+            outputs = [self._infer(images, net) for net in (network, *self.experts)]
+            output = combine_networks(outputs, self.expert_combination)
         return convert_to_dst_type(output, dst=inputs, dtype=torch.float32)[0]
 
     def _infer(self, images: torch.Tensor, network: torch.nn.Module) -> torch.Tensor:
@@ -160,6 +168,26 @@ def keep_most_probable(output: torch.Tensor, other: torch.Tensor) -> torch.Tenso
     return torch.where(other[:, :1] > output[:, :1], other, output)
 
 
+def pool_samples(outputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(B, 2, ...) probability and uncertainty of E networks with N samples each -> those of all E x N samples:
+    p = mean_e p_e, sigma = sqrt(mean_e (sigma_e^2 + (p_e - p)^2)) (law of total variance, equal weights)."""
+    stacked = torch.stack(list(outputs))
+    p = stacked[:, :, :1].mean(0)
+    variance = (stacked[:, :, 1:] ** 2 + (stacked[:, :, :1] - p) ** 2).mean(0)
+    return torch.cat([p, variance.sqrt()], dim=1)
+
+
+COMBINATIONS = ("union", "pool")
+
+
+def combine_networks(outputs: Sequence[torch.Tensor], how: str = "union") -> torch.Tensor:
+    """Combine the (B, 2, ...) outputs of the main network and its experts, in that order (module docstring):
+    "union" keeps per voxel the most probable network's pair, "pool" pools all their samples; one output: itself."""
+    if how == "pool":
+        return pool_samples(outputs)
+    return functools.reduce(keep_most_probable, outputs)
+
+
 class DiffusionEnsembleInferer(TissueSliceInferer):
     """Sample N lesion masks per slice with K DDIM steps and return their mean and spread.
 
@@ -177,7 +205,8 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         stop_tolerance: tau of adaptive stopping (module docstring); 0 runs all K steps on every slice.
         mirror: odd-numbered samples see the left-right mirrored slices (module docstring); no effect with N = 1.
         tile_size, tile_overlap: sample in tiles of the training patch size (see ``TissueSliceInferer``).
-        experts: further networks sampled alike, combined by ``keep_most_probable`` (module docstring).
+        experts: further networks sampled alike, combined as ``expert_combination`` says, "union" or "pool"
+            (``combine_networks``, module docstring).
     """
 
     def __init__(
@@ -198,10 +227,11 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         tile_size: int = 0,
         tile_overlap: float = 0.25,
         experts: Sequence[torch.nn.Module] = (),
+        expert_combination: str = "union",
     ) -> None:
         super().__init__(
             context_slices, slice_batch_size, tissue_threshold, min_tissue_fraction, seed, channels_last, precision,
-            tile_size, tile_overlap, experts,
+            tile_size, tile_overlap, experts, expert_combination,
         )
         if num_samples < 1 or num_inference_steps < 1:
             raise ValueError(f"num_samples ({num_samples}) and num_inference_steps ({num_inference_steps}) must be >= 1")

@@ -17,7 +17,6 @@ Only slices, because T = 1000 over a whole volume takes about two hours per case
 from __future__ import annotations
 
 import copy
-import functools
 import os
 import statistics
 
@@ -26,7 +25,7 @@ from monai.metrics import DiceMetric
 from monai.transforms import LoadImage
 
 from bundle.evaluate import label_on_image_grid, labelled_datalist, read_config, set_weights
-from bundle.inferer import DiffusionEnsembleInferer, keep_most_probable
+from bundle.inferer import DiffusionEnsembleInferer, combine_networks
 from bundle.precision import autocast_dtype
 from bundle.report import write_json_atomic
 from bundle.slices import tissue_slices
@@ -62,7 +61,7 @@ def sample_slices(sampler: DiffusionEnsembleInferer, volume, slices, network) ->
         sampler.layout_weights(net)
         with torch.inference_mode():
             outputs.append(sampler.predict_slices(volume, slices, net, generator, dtype))
-    return functools.reduce(keep_most_probable, outputs)
+    return combine_networks(outputs, sampler.expert_combination)
 
 
 def load_network(parser) -> torch.nn.Module:

@@ -65,14 +65,16 @@ def test_inference_config_loads_an_expert_only_when_given(tmp_path):
     import torch
     from monai.bundle import ConfigParser
 
-    def inferer(expert_ckpt_path):
+    def inferer(expert_ckpt_path, **settings):
         parser = ConfigParser()
         parser.read_config(str(BUNDLE_ROOT / "configs" / "inference.yaml"))
         parser.update({"bundle_root": str(BUNDLE_ROOT), "device": "$torch.device('cpu')",
-                       "expert_ckpt_path": expert_ckpt_path})
+                       "expert_ckpt_path": expert_ckpt_path, **settings})
         return parser.get_parsed_content("inferer"), parser.get_parsed_content("network")
 
     assert inferer("")[0].experts == []
+    assert inferer("")[0].expert_combination == "union"
+    assert inferer("", expert_combination="pool")[0].expert_combination == "pool"
     shipped = torch.load(BUNDLE_ROOT / "models" / "model.pt", weights_only=True)
     expert_weights = {name: value + 1.0 for name, value in shipped.items()}
     torch.save(expert_weights, tmp_path / "expert.pt")

@@ -6,7 +6,7 @@ import torch
 from monai.data import MetaTensor
 
 from bundle.export import load_network
-from bundle.inferer import DiffusionEnsembleInferer, SliceStackInferer
+from bundle.inferer import DiffusionEnsembleInferer, SliceStackInferer, pool_samples
 from bundle.intensity import normalize_to_tissue
 from bundle.scheduler import DDIMScheduler
 from bundle.slices import slice_stacks, stack_to_channels
@@ -183,6 +183,13 @@ class LeftHalfNet(torch.nn.Module):
         return torch.where(left, 1.0, -1.0).expand_as(x_t).clone()
 
 
+class NothingNet(LeftHalfNet):
+    """Marks nothing: x0 = -1 everywhere."""
+
+    def denoise(self, x_t, timesteps, features):
+        return -torch.ones_like(x_t)
+
+
 class CopyNet(NoisyEchoNet):
     """x0 = the image itself, voxel by voxel (a mirror-equivariant predictor)."""
 
@@ -272,3 +279,34 @@ def test_experts_keep_the_most_probable_network_per_voxel(volume):
     swapped = make_inferer(num_samples=4, experts=[LeftHalfNet()])(volume, NoisyEchoNet())
     assert torch.equal(swapped[:, 0] > 0.5, torch.as_tensor(union)[:, 0] > 0.5)
     assert torch.equal(make_inferer(num_samples=4, experts=[])(volume, LeftHalfNet()), left)
+
+
+def test_pooled_networks_give_the_mean_and_spread_of_all_their_samples():
+    """``pool_samples`` of per-network (mean, population spread) equals the mean and spread of all E x N samples."""
+    samples = torch.rand(3, 5, 1, 4, 4)  # E = 3 networks x N = 5 samples of a (B = 1, 4, 4) soft mask
+    per_network = [torch.stack([s.mean(0), s.std(0, correction=0)], dim=1) for s in samples]
+    pooled = pool_samples(per_network)
+    everything = samples.flatten(0, 1)
+    torch.testing.assert_close(pooled[:, 0], everything.mean(0))
+    torch.testing.assert_close(pooled[:, 1], everything.std(0, correction=0))
+
+
+def test_experts_pooled_average_the_networks_and_keep_their_disagreement(volume):
+    """With ``expert_combination="pool"``: p is the networks' mean; where one network is sure of a voxel and the other
+    rejects it, p = 0.5 (outside the mask, where the union marks it) and sigma = 0.5 (their disagreement); a network
+    pooled with itself is itself; an unknown combination is refused."""
+    left = make_inferer(num_samples=4)(volume, LeftHalfNet())
+    noisy = make_inferer(num_samples=4)(volume, NoisyEchoNet())
+    pooled = make_inferer(num_samples=4, experts=[NoisyEchoNet()], expert_combination="pool")(volume, LeftHalfNet())
+    torch.testing.assert_close(pooled, pool_samples([left, noisy]))
+    torch.testing.assert_close(pooled[:, 0], (left[:, 0] + noisy[:, 0]) / 2)
+    pooled = make_inferer(num_samples=4, experts=[NothingNet()], expert_combination="pool")(volume, LeftHalfNet())
+    union = make_inferer(num_samples=4, experts=[NothingNet()])(volume, LeftHalfNet())
+    sure = left[0, 0] == 1
+    assert sure.any()
+    torch.testing.assert_close(pooled[0, :, sure], torch.full_like(pooled[0, :, sure], 0.5))
+    assert torch.equal(union, left)
+    itself = make_inferer(num_samples=4, experts=[NoisyEchoNet()], expert_combination="pool")(volume, NoisyEchoNet())
+    torch.testing.assert_close(itself, noisy)
+    with pytest.raises(ValueError, match="expert_combination"):
+        make_inferer(expert_combination="mean")

@@ -50,7 +50,8 @@ def test_ddim_with_eta_one_over_the_reference_steps_is_the_reference(tmp_path):
 
 def test_slices_with_an_expert_are_sampled_as_the_inferer_samples_them():
     """``sample_slices`` (the agreement's and the DDPM benchmark's path) combines an expert exactly as the
-    whole-volume inferer does: same noise for each network, the more probable one kept per voxel."""
+    whole-volume inferer does: same noise for each network, the more probable one kept per voxel (union) or all
+    samples pooled."""
     from bundle.inferer import DiffusionEnsembleInferer
     from bundle.scheduler import DDIMScheduler
     from bundle.slices import tissue_slices
@@ -65,3 +66,7 @@ def test_slices_with_an_expert_are_sampled_as_the_inferer_samples_them():
     sliced = sample_slices(sampler, volume, slices, LeftHalfNet())  # (S, 2, H, W)
     torch.testing.assert_close(sliced, whole[..., slices].permute(3, 0, 1, 2))
     assert sliced[:, 1].amax() > 0  # the expert's own uncertainty is there, not only the left-half network's zeros
+    sampler.expert_combination = "pool"
+    pooled = sample_slices(sampler, volume, slices, LeftHalfNet())
+    torch.testing.assert_close(pooled, sampler(volume[None], LeftHalfNet())[0][..., slices].permute(3, 0, 1, 2))
+    assert not torch.allclose(pooled, sliced)
