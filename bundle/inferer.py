@@ -43,6 +43,7 @@ from bundle.scheduler import DDIMScheduler
 from bundle.slices import slice_stacks, tissue_slices
 
 ALL_WINDOWS = 64  # windows per predict call when tiling: more than a cropped head slice has, so all at once
+COMBINATIONS = ("union", "pool")  # expert_combination: how the main network and its experts are combined
 
 
 class TissueSliceInferer(Inferer):
@@ -175,9 +176,6 @@ def pool_samples(outputs: Sequence[torch.Tensor]) -> torch.Tensor:
     p = stacked[:, :, :1].mean(0)
     variance = (stacked[:, :, 1:] ** 2 + (stacked[:, :, :1] - p) ** 2).mean(0)
     return torch.cat([p, variance.sqrt()], dim=1)
-
-
-COMBINATIONS = ("union", "pool")
 
 
 def combine_networks(outputs: Sequence[torch.Tensor], how: str = "union") -> torch.Tensor:
