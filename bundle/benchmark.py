@@ -116,7 +116,7 @@ def _run_default(parser, path: str, device: str, settings: dict | None = None) -
 
 
 def _run_ddpm(parser, path: str, device: str, slices: int, steps: int) -> dict:
-    from bundle.sampler_agreement import config_sampler, load_network, sample_slices
+    from bundle.sampler_agreement import load_network, reference_sampler, sample_slices
     from bundle.slices import tissue_slices
 
     keep_freed_memory(parser["keep_freed_memory"])  # the allocator settings of path a
@@ -124,7 +124,7 @@ def _run_ddpm(parser, path: str, device: str, slices: int, steps: int) -> dict:
     volume = _preprocessed(parser, path, device)[0]
     tissue = tissue_slices(volume)
     chunk = tissue[len(tissue) // 2 - slices // 2 :][:slices]
-    sample_slices(config_sampler(parser, steps, eta=1.0), volume, chunk, network)  # DDPM = DDIM, eta 1, all steps
+    sample_slices(reference_sampler(parser, steps), volume, chunk, network)  # DDPM = DDIM, eta 1, all steps
     return {"timed_slices": len(chunk), "tissue_slices": len(tissue), "scale": len(tissue) / len(chunk), "steps": steps}
 
 

@@ -50,6 +50,14 @@ def config_sampler(parser, steps: int, eta: float) -> DiffusionEnsembleInferer:
     return sampler
 
 
+def reference_sampler(parser, steps: int) -> DiffusionEnsembleInferer:
+    """The DDPM reference: the config's sampler as DDIM with eta = 1 over ``steps`` timesteps, every step on every
+    slice (adaptive stopping off whatever the config's ``stop_tolerance``: the reference never stops early)."""
+    sampler = config_sampler(parser, steps, eta=1.0)
+    sampler.stop_tolerance = 0.0
+    return sampler
+
+
 def sample_slices(sampler: DiffusionEnsembleInferer, volume, slices, network) -> torch.Tensor:
     """``sampler``'s (probability, uncertainty) (S, 2, H, W) on the axial ``slices`` of ``volume`` (C, H, W, D);
     with the sampler's experts, each network sampled from the same noise and combined as the inferer does."""
@@ -97,7 +105,7 @@ def sampler_agreement(
     config = parser.get_parsed_content("inferer")
     ddim_steps = [int(k) for k in ([steps] if isinstance(steps, int) else steps)] or [config.num_inference_steps]
     samplers = {f"ddim{k}": config_sampler(parser, k, config.eta) for k in ddim_steps}
-    samplers["ddpm"] = config_sampler(parser, reference_steps, 1.0)
+    samplers["ddpm"] = reference_sampler(parser, reference_steps)
     cases = []
     for case in labelled_datalist(datalist, key):
         volume = preprocessing({"image": case["image"]})["image"]

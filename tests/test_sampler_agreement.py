@@ -9,7 +9,8 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from bundle.sampler_agreement import lesion_slices, sample_slices, sampler_agreement
+from bundle.evaluate import read_config
+from bundle.sampler_agreement import config_sampler, lesion_slices, reference_sampler, sample_slices, sampler_agreement
 from conftest import BUNDLE_ROOT, SAMPLE
 
 
@@ -46,6 +47,17 @@ def test_ddim_with_eta_one_over_the_reference_steps_is_the_reference(tmp_path):
     assert case["dice_ddim3_vs_ddpm"] == 1.0  # same sampler, same noise: the same mask
     for key in ("dice_ddpm", "dice_ddim1", "dice_ddim3", "dice_ddim1_vs_ddpm"):
         assert 0.0 <= case[key] <= 1.0
+
+
+def test_the_reference_runs_every_step_even_when_the_config_stops_early(tmp_path):
+    """Adaptive stopping in the config applies to the DDIM arms, never to the DDPM reference (issue 4's b)."""
+    (tmp_path / "adaptive.yaml").write_text("stop_tolerance: 0.1\n")
+    parser = read_config(str(BUNDLE_ROOT), ["configs/inference.yaml", str(tmp_path / "adaptive.yaml")])
+    parser["bundle_root"] = str(BUNDLE_ROOT)
+    ddim, ddpm = config_sampler(parser, 5, 0.0), reference_sampler(parser, 1000)
+    assert (ddim.stop_tolerance, ddim.num_inference_steps, ddim.eta) == (0.1, 5, 0.0)
+    assert (ddpm.stop_tolerance, ddpm.num_inference_steps, ddpm.eta) == (0.0, 1000, 1.0)
+    assert ddpm.num_samples == ddim.num_samples and ddpm.seed == ddim.seed
 
 
 def test_slices_with_an_expert_are_sampled_as_the_inferer_samples_them():
