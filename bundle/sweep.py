@@ -1,9 +1,10 @@
 """Time of the DDIM ensemble against N and K: ``python -m bundle benchmark-sweep --output F.json --plot F.svg``.
 
-Runs the default inferer (shipped weights, default speed settings) on ``slices`` central tissue slices of the
-preprocessed input, for N in ``samples`` at K = ``fixed_steps`` and for K in ``steps`` at N = ``fixed_samples``;
-each point is the median of ``repeats`` runs after one warm-up. Sampling time grows as N x K (one denoiser pass of
-N masks per step), while f^I runs once per slice whatever N and K; the plot shows how close to that it is.
+Runs the inference config's sampler (shipped weights; its tiles, mirroring, adaptive stopping and numerics) on
+``slices`` central tissue slices of the preprocessed input, for N in ``samples`` at K = ``fixed_steps`` and for K in
+``steps`` at N = ``fixed_samples``; each point is the median of ``repeats`` runs after one warm-up. Sampling time
+grows as N x K (one denoiser pass of N masks per step; less where adaptive stopping ends slices early), while f^I
+runs once per slice and view whatever N and K; the plot shows how close to that it is.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 
 from bundle.benchmark import DEFAULT_INPUT, _parser, _preprocessed, _sync
 from bundle.memory import keep_freed_memory
-from bundle.sampler_agreement import load_network
+from bundle.sampler_agreement import config_sampler, load_network
 
 
 def _time(inferer, volume, network, device: str, repeats: int) -> float:
@@ -46,7 +47,6 @@ def sweep(
     bundle_root: str = ".",
 ) -> dict:
     """Measure sampling time against N and K; write JSON to ``output`` and, if ``plot``, an SVG chart."""
-    from bundle.inferer import DiffusionEnsembleInferer
     from bundle.slices import tissue_slices
 
     bundle_root = os.path.abspath(bundle_root)
@@ -61,16 +61,15 @@ def sweep(
     volume = volume[..., chosen]
 
     def run(n: int, k: int) -> float:
-        inferer = DiffusionEnsembleInferer(
-            parser.get_parsed_content("scheduler"), num_samples=n, num_inference_steps=k, slice_batch_size=slices,
-            channels_last=parser["channels_last"], precision=parser["precision"], tile_size=parser["tile_size"],
-        )
+        inferer = config_sampler(parser, k, parser["eta"])  # the config's sampler: tiles, mirror, stopping, numerics
+        inferer.num_samples, inferer.slice_batch_size = n, slices
         return _time(inferer, volume, network, device, repeats)
 
     report = {
         "input": input, "device": device, "torch_version": torch.__version__, "threads": torch.get_num_threads(),
         "slices": len(chosen), "slice_shape": list(volume.shape[2:4]), "repeats": repeats,
         "precision": parser["precision"], "channels_last": parser["channels_last"], "tile_size": parser["tile_size"],
+        "mirror": parser["mirror"], "stop_tolerance": parser["stop_tolerance"],
         "time_vs_samples": {"steps": fixed_steps, "points": [[n, run(n, fixed_steps)] for n in samples]},
         "time_vs_steps": {"samples": fixed_samples, "points": [[k, run(fixed_samples, k)] for k in steps]},
     }

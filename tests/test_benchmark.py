@@ -9,8 +9,9 @@ import json
 
 import nibabel as nib
 import numpy as np
+import yaml
 
-from conftest import SAMPLE, run_bundle
+from conftest import BUNDLE_ROOT, SAMPLE, run_bundle
 
 
 def test_benchmark_writes_times_ratios_and_environment(tmp_path):
@@ -59,6 +60,9 @@ def test_sweep_times_every_n_and_k_and_draws_them(tmp_path):
     assert [n for n, _ in report["time_vs_samples"]["points"]] == [1, 2]
     assert [k for k, _ in report["time_vs_steps"]["points"]] == [1, 3]
     assert all(t > 0 for _, t in report["time_vs_samples"]["points"] + report["time_vs_steps"]["points"])
+    config = yaml.safe_load((BUNDLE_ROOT / "configs" / "inference.yaml").read_text())
+    for key in ("tile_size", "mirror", "stop_tolerance"):  # the config's sampler is what was timed
+        assert report[key] == config[key], key
     svg = plot.read_text()
     assert svg.startswith("<svg") and svg.count("<polyline") == 2
 
