@@ -12,7 +12,8 @@ slice leaves the batch after step k >= 2 once its samples agree and have stopped
 
     max_{n,v} |s_n^(k) - p^(k)| < tau   and   max_{n,v} |s_n^(k) - s_n^(k-1)| < tau,
 
-and keeps its step-k estimates; the slices that are still uncertain get all K steps.
+and keeps its step-k estimates; the slices that are still uncertain get all K steps (and every slice does with
+N = 1, where there are no samples to agree).
 
 With mirroring (``mirror``), the odd-numbered samples see the left-right mirrored slice stack M(x) and their
 masks are mirrored back, s_n = M(s_n') (M = flip of the first in-plane axis, R-L after ``Orientationd`` RAS; M M = I),
@@ -252,7 +253,8 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         features = self._features(stacks, network, n)  # f^I once per view, reused for all steps and samples
         soft = torch.empty((s, n, h, w), device=stacks.device)  # final estimates, per slice
         active = torch.arange(s, device=stacks.device)  # slices still being denoised
-        adaptive_steps = len(self.scheduler.timesteps) - 1 if self.stop_tolerance > 0 else 0  # never after the last
+        # never after the last step; never with one sample, which has no other to agree with
+        adaptive_steps = len(self.scheduler.timesteps) - 1 if self.stop_tolerance > 0 and n > 1 else 0
         previous = None
         for k, t in enumerate(self.scheduler.timesteps):
             timesteps = torch.full((x.shape[0],), int(t), device=stacks.device, dtype=torch.long)

@@ -160,6 +160,17 @@ def test_adaptive_stopping_stops_only_settled_slices_and_changes_nothing_else():
     assert adaptive_net.denoised == 3 * 4 * 2 + 3 * 4 * 5  # 3 dark slices stop after 2 of the 5 steps
 
 
+def test_adaptive_stopping_needs_samples_to_agree():
+    """With N = 1 there is no agreement to measure: every slice runs all K steps, as without adaptive stopping."""
+    volume = torch.cat([torch.full((1, 1, 16, 16, 3), 0.3), torch.full((1, 1, 16, 16, 3), 1.0)], dim=-1)
+    full_net, adaptive_net = HalfSettledNet(), HalfSettledNet()
+    full = make_inferer(num_samples=1, num_inference_steps=5, tissue_threshold=0.2)(volume, full_net)
+    adaptive = make_inferer(num_samples=1, num_inference_steps=5, tissue_threshold=0.2, stop_tolerance=0.05)(
+        volume, adaptive_net)
+    assert torch.equal(adaptive, full)
+    assert adaptive_net.denoised == full_net.denoised == 6 * 1 * 5
+
+
 def test_adaptive_stopping_keeps_the_mask_of_the_shipped_model(network):
     """Stated tolerance: with tau = 0.1 the mask Dice against all K steps is >= 0.99 on real slices of the sample."""
     data = normalize_to_tissue(torch.as_tensor(nib.load(SAMPLE).get_fdata(), dtype=torch.float32)[None])
