@@ -148,27 +148,28 @@ class HalfSettledNet(torch.nn.Module):
         return torch.where(dark, -torch.ones_like(x_t), torch.sign(x_t))
 
 
+def sample_half_settled(num_samples: int, stop_tolerance: float) -> tuple[torch.Tensor, int]:
+    """3 dark slices (samples agree) and 3 bright ones (they never do), K = 5: the output and the denoised count."""
+    volume = torch.cat([torch.full((1, 1, 16, 16, 3), 0.3), torch.full((1, 1, 16, 16, 3), 1.0)], dim=-1)
+    net = HalfSettledNet()
+    inferer = make_inferer(num_samples=num_samples, num_inference_steps=5, tissue_threshold=0.2,
+                           stop_tolerance=stop_tolerance)
+    return inferer(volume, net), net.denoised
+
+
 def test_adaptive_stopping_stops_only_settled_slices_and_changes_nothing_else():
     """Slices whose samples agree leave after step 2; the others get all K steps and the same result as without it."""
-    volume = torch.cat([torch.full((1, 1, 16, 16, 3), 0.3), torch.full((1, 1, 16, 16, 3), 1.0)], dim=-1)
-    full_net, adaptive_net = HalfSettledNet(), HalfSettledNet()
-    full = make_inferer(num_samples=4, num_inference_steps=5, tissue_threshold=0.2)(volume, full_net)
-    adaptive = make_inferer(num_samples=4, num_inference_steps=5, tissue_threshold=0.2, stop_tolerance=0.05)(
-        volume, adaptive_net)
+    (full, full_count), (adaptive, adaptive_count) = sample_half_settled(4, 0.0), sample_half_settled(4, 0.05)
     assert torch.equal(adaptive, full)
-    assert full_net.denoised == 6 * 4 * 5
-    assert adaptive_net.denoised == 3 * 4 * 2 + 3 * 4 * 5  # 3 dark slices stop after 2 of the 5 steps
+    assert full_count == 6 * 4 * 5
+    assert adaptive_count == 3 * 4 * 2 + 3 * 4 * 5  # 3 dark slices stop after 2 of the 5 steps
 
 
 def test_adaptive_stopping_needs_samples_to_agree():
     """With N = 1 there is no agreement to measure: every slice runs all K steps, as without adaptive stopping."""
-    volume = torch.cat([torch.full((1, 1, 16, 16, 3), 0.3), torch.full((1, 1, 16, 16, 3), 1.0)], dim=-1)
-    full_net, adaptive_net = HalfSettledNet(), HalfSettledNet()
-    full = make_inferer(num_samples=1, num_inference_steps=5, tissue_threshold=0.2)(volume, full_net)
-    adaptive = make_inferer(num_samples=1, num_inference_steps=5, tissue_threshold=0.2, stop_tolerance=0.05)(
-        volume, adaptive_net)
+    (full, full_count), (adaptive, adaptive_count) = sample_half_settled(1, 0.0), sample_half_settled(1, 0.05)
     assert torch.equal(adaptive, full)
-    assert adaptive_net.denoised == full_net.denoised == 6 * 1 * 5
+    assert adaptive_count == full_count == 6 * 1 * 5
 
 
 def test_adaptive_stopping_keeps_the_mask_of_the_shipped_model(network):
