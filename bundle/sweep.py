@@ -65,11 +65,11 @@ def sweep(
         inferer.num_samples, inferer.slice_batch_size = n, slices
         return _time(inferer, volume, network, device, repeats)
 
+    timed = config_sampler(parser, fixed_steps, parser["eta"])  # its settings are what every point ran with
     report = {
         "input": input, "device": device, "torch_version": torch.__version__, "threads": torch.get_num_threads(),
         "slices": len(chosen), "slice_shape": list(volume.shape[2:4]), "repeats": repeats,
-        "precision": parser["precision"], "channels_last": parser["channels_last"], "tile_size": parser["tile_size"],
-        "mirror": parser["mirror"], "stop_tolerance": parser["stop_tolerance"],
+        **{key: getattr(timed, key) for key in ("precision", "channels_last", "tile_size", "mirror", "stop_tolerance")},
         "time_vs_samples": {"steps": fixed_steps, "points": [[n, run(n, fixed_steps)] for n in samples]},
         "time_vs_steps": {"samples": fixed_samples, "points": [[k, run(fixed_samples, k)] for k in steps]},
     }
