@@ -36,6 +36,8 @@ k. ``default_whole_slices`` (optional, ``--modes``): path a with ``tile_size`` =
 l. ``default_with_expert`` (optional, ``--modes``): path a with an expert network (``expert_ckpt_path``, see
    ``bundle.inferer``; the main weights serve as the expert, which costs what any expert of that architecture
    costs), so the cost of sampling two networks is a ratio measured in the same run.
+m. ``default_slice_batch_16`` (optional, ``--modes``): path a with ``slice_batch_size`` = 16 (the CPU default before
+   0.12.0), so the time and peak memory of the batch size are compared in the same run.
 
 Each measurement runs in its own process so its peak RSS (``getrusage``) and CUDA peak are its own. With
 ``rounds`` > 1 the modes are measured in turn, round after round (a b a b ...), and each mode's times are pooled, so
@@ -45,6 +47,7 @@ the times, the ratios b/a and a/c, N, K, device name, torch version and thread c
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -61,15 +64,20 @@ from bundle.memory import keep_freed_memory
 
 DEFAULT_INPUT = os.path.join("..", "shared", "data", "open_ms_data", "cross_sectional_mni", "patient26_FLAIR.nii.gz")
 MODES = ("default", "ddpm1000", "unet")
-PLAIN = {"channels_last": False, "precision": "fp32"}
-ALL_STEPS = {"stop_tolerance": 0.0}
-UNMIRRORED = {"mirror": False}
-UNCORRECTED = {"bias_field_correction": False, "input_smoothing_sigma": [0.0, 0.0, 0.0]}
+# path a (default) and path a with config overrides (the optional default_* modes above): ratios in the same run
+SETTINGS = {
+    "default": {},
+    "default_plain": {"channels_last": False, "precision": "fp32"},
+    "default_all_steps": {"stop_tolerance": 0.0},
+    "default_unmirrored": {"mirror": False},
+    "default_uncorrected": {"bias_field_correction": False, "input_smoothing_sigma": [0.0, 0.0, 0.0]},
+    "default_glibc_defaults": {"keep_freed_memory": False},
+    "default_unstripped": {"skull_strip": False},
+    "default_whole_slices": {"tile_size": 0},
+    "default_with_expert": {"expert_ckpt_path": "$@ckpt_path"},  # the main weights as the expert: any expert's cost
+    "default_slice_batch_16": {"slice_batch_size": 16},
+}
 BASELINE_CONFIGS = ("inference.yaml", "baseline_inference.yaml")
-GLIBC_DEFAULTS = {"keep_freed_memory": False}
-UNSTRIPPED = {"skull_strip": False}
-WHOLE_SLICES = {"tile_size": 0}
-WITH_EXPERT = {"expert_ckpt_path": "$@ckpt_path"}  # the main weights as the expert: the cost of any expert
 # report key -> (numerator mode, denominator mode) of the median times, written when both modes were measured
 RATIOS = {
     "ratio_ddpm1000_over_default": ("ddpm1000", "default"),
@@ -83,6 +91,7 @@ RATIOS = {
     "ratio_default_over_unstripped": ("default", "default_unstripped"),
     "ratio_default_over_whole_slices": ("default", "default_whole_slices"),
     "ratio_with_expert_over_default": ("default_with_expert", "default"),
+    "ratio_slice_batch_16_over_default": ("default_slice_batch_16", "default"),
 }
 
 
@@ -149,15 +158,8 @@ def worker(
     """Warm up once, time ``repeats`` runs of ``mode``; print one JSON line (used by ``benchmark``)."""
     torch.manual_seed(0)
     runs = {
-        "default": lambda p: _run_default(p, input, device),
-        "default_plain": lambda p: _run_default(p, input, device, PLAIN),
-        "default_all_steps": lambda p: _run_default(p, input, device, ALL_STEPS),
-        "default_unmirrored": lambda p: _run_default(p, input, device, UNMIRRORED),
-        "default_uncorrected": lambda p: _run_default(p, input, device, UNCORRECTED),
-        "default_glibc_defaults": lambda p: _run_default(p, input, device, GLIBC_DEFAULTS),
-        "default_unstripped": lambda p: _run_default(p, input, device, UNSTRIPPED),
-        "default_whole_slices": lambda p: _run_default(p, input, device, WHOLE_SLICES),
-        "default_with_expert": lambda p: _run_default(p, input, device, WITH_EXPERT),
+        **{name: functools.partial(_run_default, path=input, device=device, settings=settings)
+           for name, settings in SETTINGS.items()},
         "ddpm1000": lambda p: _run_ddpm(p, input, device, ddpm_slices, ddpm_steps),
         "unet": lambda p: _run_unet(p, input, device),
         "baseline": lambda p: _run_default(p, input, device),

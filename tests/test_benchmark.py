@@ -24,16 +24,18 @@ def test_benchmark_writes_times_ratios_and_environment(tmp_path):
         "--repeats", "1", "--ddpm_slices", "1", "--ddpm_steps", "5",
         "--modes", "['default','ddpm1000','unet','baseline','default_uncorrected',"
         "'default_glibc_defaults','default_unstripped','default_whole_slices','default_with_expert',"
-        "'default_all_steps']",
+        "'default_all_steps','default_slice_batch_16']",
     )
     report = json.loads(out.read_text())
     for key in ("device", "device_name", "torch_version", "threads", "num_samples", "num_steps",
                 "ratio_ddpm1000_over_default", "ratio_default_over_unet", "ratio_default_over_baseline",
                 "ratio_default_over_uncorrected", "ratio_glibc_defaults_over_default", "ratio_default_over_unstripped",
-                "ratio_default_over_whole_slices", "ratio_with_expert_over_default", "ratio_all_steps_over_default"):
+                "ratio_default_over_whole_slices", "ratio_with_expert_over_default", "ratio_all_steps_over_default",
+                "ratio_slice_batch_16_over_default"):
         assert key in report, key
     for mode in ("default", "ddpm1000", "unet", "baseline", "default_uncorrected", "default_glibc_defaults",
-                 "default_unstripped", "default_whole_slices", "default_with_expert", "default_all_steps"):
+                 "default_unstripped", "default_whole_slices", "default_with_expert", "default_all_steps",
+                 "default_slice_batch_16"):
         result = report["results"][mode]
         assert len(result["times_s"]) == 1 and result["median_s"] > 0 and result["peak_rss_mb"] > 50
     assert "scaled by" in report["results"]["ddpm1000"]["note"]
@@ -46,6 +48,7 @@ def test_benchmark_writes_times_ratios_and_environment(tmp_path):
     assert report["results"]["default_unstripped"]["settings"] == {"skull_strip": False}
     assert report["results"]["default_whole_slices"]["settings"] == {"tile_size": 0}
     assert report["results"]["default_all_steps"]["settings"] == {"stop_tolerance": 0.0}
+    assert report["results"]["default_slice_batch_16"]["settings"] == {"slice_batch_size": 16}
     assert report["results"]["default"]["experts"] == 0 and report["results"]["default_with_expert"]["experts"] == 1
 
 
