@@ -59,6 +59,17 @@ def test_readme_commands_are_the_ones_ci_runs():
 
 
 
+def test_slice_batch_size_follows_the_device():
+    """4 slices per batch on CPU (a third of the peak memory of 16 at the same speed, docs/benchmarks.md), 16 on GPU."""
+    from monai.bundle import ConfigParser
+
+    for device, expected in (("cpu", 4), ("cuda", 16)):
+        parser = ConfigParser()
+        parser.read_config(str(BUNDLE_ROOT / "configs" / "inference.yaml"))
+        parser.update({"bundle_root": str(BUNDLE_ROOT), "device": f"$torch.device('{device}')"})
+        assert parser.get_parsed_content("slice_batch_size") == expected, device
+
+
 def test_inference_config_loads_an_expert_only_when_given(tmp_path):
     """No expert by default; ``expert_ckpt_path`` gives the inferer a second network with those weights, in eval
     mode and apart from the main network; a bad expert file is one line naming it."""

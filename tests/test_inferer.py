@@ -276,6 +276,18 @@ def test_tiles_give_the_network_the_training_field_of_view(network, volume):
         make_inferer(tile_size=-1)
 
 
+def test_slice_batch_size_changes_memory_not_samples(network):
+    """x_T is drawn slice after slice whatever the batching, so 1 or 4 slices per batch (96 x 96 tiles, adaptive
+    stopping on) give the same samples: equal up to float arithmetic that depends on the batch, and the same mask."""
+    data = normalize_to_tissue(torch.as_tensor(nib.load(SAMPLE).get_fdata(), dtype=torch.float32)[None])
+    volume = data[..., [45, 62, 70, 90]][None]  # whole 128 x 128 slices: 4 tiles each
+    settings = {"num_samples": 4, "num_inference_steps": 5, "stop_tolerance": 0.1, "tile_size": 96}
+    one, four = (make_inferer(slice_batch_size=b, **settings)(volume, network) for b in (1, 4))
+    torch.testing.assert_close(one, four, atol=1e-4, rtol=0)
+    assert torch.equal(one[:, 0] > 0.5, four[:, 0] > 0.5) and (one[:, 0] > 0.5).sum() > 500
+    assert not torch.equal(one, make_inferer(slice_batch_size=1, **{**settings, "seed": 8})(volume, network))
+
+
 def test_experts_keep_the_most_probable_network_per_voxel(volume):
     """With an expert, each voxel takes probability and uncertainty from the network with the higher probability:
     a network sure of the left half gives p = 1, sigma = 0 there; on the right half (where it says 0) the other
