@@ -197,7 +197,7 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         eta: DDIM stochasticity (0 = deterministic given x_T).
         seed: seed of x_T (and of the step noise when eta > 0); outputs are reproducible for fixed settings.
         context_slices: neighbouring slices on each side given to f^I (must match the network).
-        slice_batch_size: slices denoised together (memory = slice_batch_size * N masks).
+        slice_batch_size: slices denoised together; memory grows with slice_batch_size x tiles x N masks per call.
         tissue_threshold: normalised intensity above which a voxel counts as tissue.
         min_tissue_fraction: slices with a smaller tissue fraction are skipped.
         channels_last, precision: speed settings (see ``TissueSliceInferer``).
