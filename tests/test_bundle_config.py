@@ -62,11 +62,10 @@ def test_readme_commands_are_the_ones_ci_runs():
 def test_slice_batch_size_follows_the_device():
     """4 slices per batch on CPU (a third of the peak memory of 16 at the same speed, docs/benchmarks.md), 16 on GPU;
     the device may be a torch.device (the config's own) or a name (MONAI Label sets the name it was asked for)."""
-    from monai.bundle import ConfigParser
+    from bundle.evaluate import read_config
 
     for device, expected in (("$torch.device('cpu')", 4), ("$torch.device('cuda')", 16), ("cpu", 4), ("cuda:0", 16)):
-        parser = ConfigParser()
-        parser.read_config(str(BUNDLE_ROOT / "configs" / "inference.yaml"))
+        parser = read_config(str(BUNDLE_ROOT), "configs/inference.yaml")
         parser.update({"bundle_root": str(BUNDLE_ROOT), "device": device})
         assert parser.get_parsed_content("slice_batch_size") == expected, device
 

@@ -3,8 +3,8 @@
 
     python docs/benchmarks/rss_trace.py '{"stop_tolerance": 0.0}'      # config overrides as JSON ('{}': the default)
 
-Runs the default path twice in one process (the first run is the benchmark's warm-up) on the 1 mm MS scan and prints
-one JSON line: for each ``DiffusionEnsembleInferer.predict`` call its input windows and the RSS before it, the highest
+Runs the default path twice in one process (the first run is the benchmark's warm-up) on the benchmark's default
+input (``bundle.benchmark.DEFAULT_INPUT``, the 1 mm MS scan) and prints one JSON line: for each ``DiffusionEnsembleInferer.predict`` call its input windows and the RSS before it, the highest
 RSS seen inside it (sampled every 5 ms) and after it, and the process's peak RSS (getrusage).
 """
 
@@ -16,8 +16,6 @@ import time
 
 from bundle import benchmark
 from bundle.inferer import DiffusionEnsembleInferer
-
-SCAN = "../shared/data/open_ms_data/cross_sectional_mni/patient26_FLAIR.nii.gz"
 
 
 def rss_mb() -> float:
@@ -46,7 +44,7 @@ def main(settings: dict) -> None:
     DiffusionEnsembleInferer.predict = traced
     for run in range(2):
         calls.append({"run": run, "rss_mb": round(rss_mb())})
-        benchmark._run_default(benchmark._parser(".", "cpu"), SCAN, "cpu", settings)
+        benchmark._run_default(benchmark._parser(".", "cpu"), benchmark.DEFAULT_INPUT, "cpu", settings)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"settings": settings, "calls": calls, "peak_rss_mb": round(peak)}))
 
