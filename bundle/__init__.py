@@ -6,6 +6,7 @@ The configs in ``configs/`` are the pipeline; these modules hold the parts MONAI
 from bundle import (  # noqa: F401
     augment,
     bias_field,
+    brain_extraction,
     checkpoint,
     data,
     flags,
@@ -18,7 +19,6 @@ from bundle import (  # noqa: F401
     prepare_batch,
     report,
     scheduler,
-    skull_strip,
     slices,
     synthesis,
 )

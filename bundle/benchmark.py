@@ -29,8 +29,8 @@ h. ``default_uncorrected`` (optional, ``--modes``): path a without the input cor
 i. ``default_glibc_defaults`` (optional, ``--modes``): path a with ``keep_freed_memory`` = false, glibc's own malloc
    settings that return freed memory to the kernel after every step (the default before 0.7.1, see
    ``bundle.memory``), so the gain of keeping it is a ratio measured in the same run.
-j. ``default_unstripped`` (optional, ``--modes``): path a with ``skull_strip`` = false, so the cost of the brain mask
-   (on a skull-stripped input: the mask is computed and the scan passes unchanged) is a ratio measured in the same run.
+j. ``default_unstripped`` (optional, ``--modes``): path a with ``skull_strip`` = false, so the cost of brain
+   extraction (deepbet runs; on a skull-stripped input the scan passes unchanged) is a ratio measured in the same run.
 k. ``default_whole_slices`` (optional, ``--modes``): path a with ``tile_size`` = 0 (whole slices instead of tiles of
    the training patch size, the default before 0.9.0), so the cost of tiling is a ratio measured in the same run.
 l. ``default_with_expert`` (optional, ``--modes``): path a with an expert network (``expert_ckpt_path``, see

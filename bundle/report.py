@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from bundle.data import case_name
 from bundle.dicom_series import not_flair_reason
-from bundle.skull_strip import STRIPPED_META_KEY
+from bundle.brain_extraction import STRIPPED_META_KEY
 
 
 def bundle_version(bundle_root: str) -> str:
@@ -142,6 +142,7 @@ class LesionReportd(MapTransform):
         mask_key / uncertainty_key: keys of the final mask and uncertainty (input grid, channel-first).
         probability_key: key of the lesion probability (mean of the samples) on the same grid; with it the report
             gives the case's ``uncertainty_score`` (``case_uncertainty_score``).
+        brain_key: key of the brain mask on the same grid; with it the report gives ``brain_volume_ml``.
         image_key: key whose ``filename_or_obj`` meta names the input file.
         output_dir: where reports go; ``<case>`` is the input file name without ``.nii``/``.nii.gz``.
         model_version, num_samples, num_steps, seed: recorded in the report.
@@ -163,10 +164,11 @@ class LesionReportd(MapTransform):
         uncertain_voxel_threshold: float = 0.25,
         max_case_uncertainty: float = 0.4,
         probability_key: str = "",
+        brain_key: str = "",
     ) -> None:
         super().__init__(keys=[mask_key, uncertainty_key])
         self.mask_key, self.uncertainty_key, self.image_key = mask_key, uncertainty_key, image_key
-        self.probability_key = probability_key
+        self.probability_key, self.brain_key = probability_key, brain_key
         self.output_dir = output_dir
         self.model_version, self.num_samples, self.num_steps, self.seed = model_version, num_samples, num_steps, seed
         self.max_lesion_uncertainty = max_lesion_uncertainty
@@ -185,6 +187,8 @@ class LesionReportd(MapTransform):
         uncertain_ml = float((uncertainty > self.uncertain_voxel_threshold).sum()) * summary["voxel_volume_ml"]
         extent = tissue_extent_mm(d[self.image_key])
         score = round(case_uncertainty_score(probability, mask), 4) if probability is not None else None
+        brain = d.get(self.brain_key) if self.brain_key else None
+        brain_ml = None if brain is None else round(float((torch.as_tensor(brain) > 0).sum()) * summary["voxel_volume_ml"], 1)
         not_flair = not_flair_reason(source) if isinstance(source, str) else ""
         flagged, rule = review_decision(
             summary, score, extent, self.max_lesion_uncertainty, self.max_case_uncertainty, not_flair
@@ -203,6 +207,7 @@ class LesionReportd(MapTransform):
             "estimated_dice": None if score is None else round(1.0 - score, 4),
             "tissue_extent_mm": extent,
             "skull_stripped_by_bundle": bool(meta.get(STRIPPED_META_KEY, False)),
+            "brain_volume_ml": brain_ml,
             "not_flair_reason": not_flair,
             "lesions": summary["lesions"],
             "review_required": flagged,
@@ -213,7 +218,9 @@ class LesionReportd(MapTransform):
         return d
 
 
-OUTPUT_SUFFIXES = ("_seg.nii.gz", "_uncertainty.nii.gz", "_prob.nii.gz", "_review.png", "_report.json")  # report last
+OUTPUT_SUFFIXES = (
+    "_seg.nii.gz", "_uncertainty.nii.gz", "_prob.nii.gz", "_brain.nii.gz", "_review.png", "_report.json"
+)  # report last
 
 
 class PublishCased(MapTransform):

@@ -68,11 +68,11 @@ def test_tiny_and_empty_volumes_do_not_fail():
 def test_config_key_switches_the_correction(enabled):
     names = [type(t).__name__ for t in inference_preprocessing(bias_field_correction=enabled).transforms]
     spacing = names.index("Spacingd")
-    assert names[spacing + 1] == "SkullStripd"  # since 0.8.0 the skull goes first, so N4 fits the brain only
+    assert names[spacing + 1] == "BrainExtractiond"  # the skull goes first, so N4 fits the brain only
     assert names[spacing + 2] == ("N4BiasFieldCorrectiond" if enabled else "Identityd")
     assert names.index("NormalizeToTissued") > spacing + 2  # the field is removed before the intensity scale
 
 
-def test_correction_is_on_by_default():  # since 0.7.0 (docs/results.md, stage 13)
+def test_correction_is_on_by_default():
     names = [type(t).__name__ for t in inference_preprocessing().transforms]
-    assert names[names.index("Spacingd") + 2] == "N4BiasFieldCorrectiond"  # after SkullStripd
+    assert names[names.index("Spacingd") + 2] == "N4BiasFieldCorrectiond"  # after BrainExtractiond

@@ -92,7 +92,15 @@ def test_native_space_scan_with_skull_keeps_exact_geometry(tmp_path):
     assert (out / "patient01_study1_FLAIR_uncertainty.nii.gz").exists()
     report = json.loads((out / "patient01_study1_FLAIR_report.json").read_text())
     assert report["input"].endswith(src.name)
-    assert report["skull_stripped_by_bundle"] is True  # its skull was found and removed (bundle.skull_strip)
+    assert report["skull_stripped_by_bundle"] is True  # its skull was found and removed (bundle.brain_extraction)
+    # the brain mask is written on the input grid; no lesion voxel lies outside it, and its volume is a brain's
+    brain = np.asarray(nib.load(out / "patient01_study1_FLAIR_brain.nii.gz").dataobj) > 0
+    mask = np.asarray(seg.dataobj) > 0
+    assert not (mask & ~brain).any()
+    assert not np.asarray(nib.load(out / "patient01_study1_FLAIR_uncertainty.nii.gz").dataobj)[~brain].any()
+    voxel_ml = abs(np.linalg.det(image.affine[:3, :3])) / 1000
+    assert 900 < brain.sum() * voxel_ml < 2000
+    assert report["brain_volume_ml"] == pytest.approx(brain.sum() * voxel_ml, rel=1e-3)
 
 
 def test_same_seed_in_another_process_with_glibc_malloc_defaults_gives_bit_identical_outputs(sample_run, tmp_path):
