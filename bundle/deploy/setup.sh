@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV=.venv-deploy
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import monai.deploy, highdicom, torch" 2>/dev/null; then
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import monai.deploy, highdicom, torch, deepbet" 2>/dev/null; then
   exit 0
 fi
 bash bundle/venv_with_torch.sh "$VENV"

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV=.venv-label
-if [ -x "$VENV/bin/monailabel" ] && "$VENV/bin/python" -c "import monailabel, torchvision.utils, monai" 2>/dev/null; then
+if [ -x "$VENV/bin/monailabel" ] && "$VENV/bin/python" -c "import monailabel, torchvision.utils, monai, deepbet" 2>/dev/null; then
   exit 0
 fi
 bash bundle/venv_with_torch.sh "$VENV"
