@@ -3,6 +3,8 @@
 Commands:
     export     trace models/model.pt to TorchScript models/model.ts (see bundle.export)
     evaluate   segment and score labelled cases: Dice, HD95, lesion F1, AVD, ECE, failure AUROC (see bundle.evaluate)
+    crossval   train the patient-level cross-validation folds (resumable) and score their pooled out-of-fold
+               predictions; --folds all trains the shipped weights on every case (see bundle.crossval)
     benchmark  time and memory of the default inference vs DDPM-1000 vs a deterministic U-Net (see bundle.benchmark)
     benchmark-sweep  sampling time against N and K, JSON and SVG plot (see bundle.sweep)
     sampler-agreement  few-step DDIM vs DDPM-1000 masks on lesion slices of labelled cases (see bundle.sampler_agreement)
@@ -25,6 +27,7 @@ import fire
 
 from bundle.acquisition_variants import acquisition_variants
 from bundle.benchmark import benchmark, worker
+from bundle.crossval import crossval
 from bundle.evaluate import evaluate
 from bundle.export import export_torchscript
 from bundle.healthy_anatomy import healthy_cases
@@ -40,6 +43,7 @@ def main() -> None:
         {
             "export": export_torchscript,
             "evaluate": evaluate,
+            "crossval": crossval,
             "benchmark": benchmark,
             "benchmark-sweep": sweep,
             "sampler-agreement": sampler_agreement,

@@ -9,6 +9,7 @@ measured speed and the agreement with float32.
 from __future__ import annotations
 
 import torch
+from monai.inferers import Inferer
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -35,3 +36,22 @@ def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | 
     if device_type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     return torch.bfloat16 if device_type == "cpu" and cpu_has_native_bf16() else None
+
+
+class AutocastInferer(Inferer):
+    """Training forward pass under CPU bf16 autocast where the CPU computes bf16 natively (``autocast_dtype``).
+
+    On the project's 2-core CPU (AMX) one training iteration of the diffusion network takes about half the time in
+    bf16 (docs/training.md). On CUDA nothing changes here: MONAI's ``amp`` flag of the trainer handles it.
+    The weights, the optimiser and the loss stay float32.
+    """
+
+    def __init__(self, precision: str = "auto") -> None:
+        super().__init__()
+        autocast_dtype(precision, "cpu")  # checks the name
+        self.precision = precision
+
+    def __call__(self, inputs: torch.Tensor, network, *args, **kwargs):
+        dtype = autocast_dtype(self.precision, inputs.device) if inputs.device.type == "cpu" else None
+        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            return network(inputs, *args, **kwargs)

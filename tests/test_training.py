@@ -33,7 +33,7 @@ def datalist(tmp_path):
 def train(datalist, out, *extra, config="configs/train.yaml", launcher=("monai.bundle",)):
     return run_bundle(
         *launcher, "run", "--config_file", config, "--datalist", str(datalist),
-        "--output_dir", str(out), "--ckpt_dir", str(out), *SMALL_RUN, *extra,
+        "--output_dir", str(out), "--ckpt_dir", str(out), "--cache_dir", str(out / "cache"), *SMALL_RUN, *extra,
     )
 
 
@@ -41,7 +41,8 @@ def test_training_killed_mid_run_resumes_from_its_last_checkpoint(datalist, tmp_
     """A real run is killed (SIGKILL) after its first epoch checkpoint and resumed; it loses at most one epoch."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/train.yaml", "--datalist",
-           str(datalist), "--output_dir", str(out), "--ckpt_dir", str(out), *SMALL_RUN, "--max_epochs", "3",
+           str(datalist), "--output_dir", str(out), "--ckpt_dir", str(out), "--cache_dir", str(out / "cache"),
+           *SMALL_RUN, "--max_epochs", "3",
            "--epoch_length", "6"]
     proc = subprocess.Popen(cmd, cwd=BUNDLE_ROOT, env=dict(os.environ, PYTHONPATH=str(BUNDLE_ROOT)),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -74,7 +75,8 @@ def test_corrupt_resume_checkpoint_is_one_clear_line(datalist, tmp_path):
     bad.write_bytes(b"not a checkpoint")
     proc = run_bundle(
         "monai.bundle", "run", "--config_file", "configs/train.yaml", "--datalist", str(datalist),
-        "--output_dir", str(tmp_path), "--resume_from", str(bad), *SMALL_RUN, "--epoch_length", "2", check=False,
+        "--output_dir", str(tmp_path), "--cache_dir", str(tmp_path / "cache"), "--resume_from", str(bad), *SMALL_RUN,
+        "--epoch_length", "2", check=False,
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {bad}: not a readable checkpoint")

@@ -1,0 +1,214 @@
+"""Patient-level cross-validation over every labelled real case: ``python -m bundle crossval <train|score|all>``.
+
+``configs/crossval.json`` lists each case with its patient, kind ("ms" or "glioma") and fold; all scans of a patient
+share a fold (MS: one patient per fold, i.e. leave-one-patient-out over the 4 MS patients; gliomas: 6 per fold).
+For fold k the training list is every case of the other folds, MS scans repeated ``ms_repeats`` times so that about
+as many MS as glioma volumes are drawn; the held-out list is fold k.
+
+* ``train``: trains each fold with ``configs/train.yaml`` + ``configs/crossval_train.yaml`` into
+  ``OUTPUT_DIR/fold_k`` (one process per fold, resumed from its newest training state, so the command can be run
+  again after an interruption); the network weights are kept every ``snapshot`` iterations 
+  for the learning curve (``net_*iteration=<N>.pt``).
+* ``score``: segments each fold's held-out cases with that fold's weights (``--iterations``: which snapshot; 0 =
+  the newest common one) through the inference config, scores them with ``python -m bundle evaluate``'s metrics,
+  and pools the out-of-fold predictions: ``OUTPUT_DIR/score_<iterations>/metrics.json`` and ``metrics.md``, one
+  table per kind. No choice is made on a held-out fold: the weights are the snapshot's, not the best on it.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+
+from bundle.data import case_name
+from bundle.report import write_json_atomic
+
+FOLDS_FILE = "configs/crossval.json"
+TRAIN_CONFIGS = ("configs/train.yaml", "configs/crossval_train.yaml")
+KINDS = ("ms", "glioma")
+ALL = "all"  # the "fold" trained on every case
+
+
+def read_folds(folds_file: str) -> list[dict]:
+    """The cases of ``folds_file`` with absolute paths; checks that every patient lies in one fold."""
+    with open(folds_file) as f:
+        cases = json.load(f)["cases"]
+    base = os.path.dirname(os.path.abspath(folds_file))
+    fold_of: dict[str, int] = {}
+    for case in cases:
+        for key in ("image", "label"):
+            case[key] = os.path.normpath(os.path.join(base, case[key]))
+        if fold_of.setdefault(case["patient"], case["fold"]) != case["fold"]:
+            raise ValueError(f"{folds_file}: patient {case['patient']} is in folds {fold_of[case['patient']]} "
+                             f"and {case['fold']}")
+        if case["kind"] not in KINDS:
+            raise ValueError(f"{folds_file}: {case['image']}: kind must be one of {KINDS}, got {case['kind']!r}")
+    return cases
+
+
+def fold_datalist(cases: list[dict], fold: int | str, ms_repeats: int = 3) -> dict:
+    """MSD-style datalist of ``fold``: training = the other folds (MS scans ``ms_repeats`` times), validation and
+    testing = the fold's own cases. ``fold`` "all": every case for training (the shipped weights), the MS cases as
+    validation and testing (not held out)."""
+    train = [c for c in cases if c["fold"] != fold]
+    held = [c for c in cases if c["fold"] == fold or (fold == ALL and c["kind"] == "ms")]
+    pair = lambda c: {"image": c["image"], "label": c["label"]}  # noqa: E731
+    training = [pair(c) for c in train for _ in range(ms_repeats if c["kind"] == "ms" else 1)]
+    return {"description": f"cross-validation fold {fold}", "training": training,
+            "validation": [pair(c) for c in held], "testing": [pair(c) for c in held]}
+
+
+def snapshots(fold_dir: str) -> dict[int, str]:
+    """{iterations: path} of the weight snapshots ``net_*iteration=<iterations>.pt`` in ``fold_dir``."""
+    found = {}
+    for path in glob.glob(os.path.join(fold_dir, "net_*.pt")):
+        match = re.fullmatch(r"net_.*iteration=(\d+)\.pt", os.path.basename(path))
+        if match:
+            found[int(match.group(1))] = path
+    return found
+
+
+def newest_state(fold_dir: str) -> str:
+    """The newest full training state in ``fold_dir`` ("" if none), to resume from."""
+    states = glob.glob(os.path.join(fold_dir, "resume_checkpoint_*.pt"))
+    number = lambda p: int(re.findall(r"(\d+)\.pt$", p)[0])  # noqa: E731
+    return max(states, key=number) if states else ""
+
+
+def folds_of(cases: list[dict], folds) -> list:
+    """The folds to work on: ``folds`` (a fold number, a list of them, or "all": the model trained on every case)
+    or, when not given, every cross-validation fold."""
+    every = sorted({c["fold"] for c in cases})
+    if folds is None or folds == "":
+        return every
+    if folds == ALL:
+        return [ALL]
+    if isinstance(folds, str):
+        folds = json.loads(folds)
+    chosen = [int(folds)] if isinstance(folds, int) else [int(f) for f in folds]
+    unknown = sorted(set(chosen) - set(every))
+    if unknown:
+        raise SystemExit(f"error: no fold {unknown} in the folds file (folds: {every})")
+    return chosen
+
+
+def train_folds(cases: list[dict], output_dir: str, bundle_root: str, folds=None, ms_repeats: int = 3,
+                config_file: list[str] | tuple[str, ...] = TRAIN_CONFIGS, overrides: str = "") -> None:
+    """Train (or resume) each fold in its own process; ``overrides``: extra ``--key value`` flags for the config."""
+    for fold in folds_of(cases, folds):
+        fold_dir = os.path.join(output_dir, f"fold_{fold}")
+        os.makedirs(fold_dir, exist_ok=True)
+        datalist = os.path.join(fold_dir, "datalist.json")
+        write_json_atomic(datalist, fold_datalist(cases, fold, ms_repeats))
+        configs = [f if os.path.isabs(f) else os.path.join(bundle_root, f) for f in config_file]
+        command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", repr(configs),
+                   "--bundle_root", bundle_root, "--datalist", datalist, "--output_dir", fold_dir,
+                   "--ckpt_dir", fold_dir]
+        state = newest_state(fold_dir)
+        if state:
+            command += ["--resume_from", state]
+        command += overrides.split()
+        print(f"fold {fold}: {'resuming from ' + os.path.basename(state) if state else 'training'} -> {fold_dir}",
+              flush=True)
+        subprocess.run(command, check=True)
+
+
+def pooled_summary(results: list[dict]) -> dict:
+    """``bundle.evaluate.summarise`` over all pooled cases and per kind."""
+    from bundle.evaluate import summarise
+
+    summary = {"all": summarise(results)}
+    for kind in KINDS:
+        chosen = [r for r in results if r["kind"] == kind]
+        if chosen:
+            summary[kind] = summarise(chosen)
+    return summary
+
+
+def score_folds(cases: list[dict], output_dir: str, bundle_root: str, iterations: int = 0, folds=None,
+                samples: int = 0, steps: int = 0, config_file: str | list[str] = "configs/inference.yaml") -> dict:
+    """Segment each fold's held-out cases with its snapshot and pool the scores (module docstring)."""
+    from bundle.evaluate import evaluate
+
+    chosen = folds_of(cases, folds)
+    if ALL in chosen:
+        raise SystemExit("error: the model trained on every case has no held-out cases to score")
+    if not iterations:
+        common = set.intersection(*[set(snapshots(os.path.join(output_dir, f"fold_{k}"))) for k in chosen])
+        if not common:
+            raise SystemExit(f"error: no weight snapshot common to folds {chosen} in {output_dir}")
+        iterations = max(common)
+    score_dir = os.path.join(output_dir, f"score_{iterations}")
+    results = []
+    for fold in chosen:
+        fold_dir = os.path.join(output_dir, f"fold_{fold}")
+        ckpt = snapshots(fold_dir).get(iterations)
+        if ckpt is None:
+            raise SystemExit(f"error: {fold_dir} has no weight snapshot at {iterations} iterations")
+        datalist = os.path.join(fold_dir, "datalist.json")
+        write_json_atomic(datalist, fold_datalist(cases, fold))
+        fold_result = evaluate(datalist, os.path.join(score_dir, f"fold_{fold}"), samples=samples, steps=steps,
+                               bundle_root=bundle_root, config_file=config_file, ckpt=ckpt, worst=0)
+        held = {case_name(c["image"]): c for c in cases if c["fold"] == fold}
+        for case in fold_result["cases"]:
+            results.append({**case, "fold": fold, "kind": held[case["id"]]["kind"], "patient": held[case["id"]]["patient"]})
+    result = {"iterations": iterations, "mean": pooled_summary(results), "cases": results,
+              "settings": {"folds": chosen, "samples": samples, "steps": steps, "config_file": config_file}}
+    write_json_atomic(os.path.join(score_dir, "metrics.json"), result)
+    with open(os.path.join(score_dir, "metrics.md"), "w") as f:
+        f.write(pooled_markdown(result))
+    return result
+
+
+def pooled_markdown(result: dict) -> str:
+    """One table per kind: cases, then the mean."""
+    from bundle.evaluate import METRICS
+
+    cols = [*METRICS, "uncertainty_score", "review_required"]
+    out = [f"Pooled out-of-fold predictions, snapshot at {result['iterations']} iterations\n"]
+    for kind in KINDS:
+        chosen = [c for c in result["cases"] if c["kind"] == kind]
+        if not chosen:
+            continue
+        out += [f"\n## {kind}\n", "| case | fold | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
+        out += [f"| {c['id']} | {c['fold']} | " + " | ".join(str(c.get(k)) for k in cols) + " |" for c in chosen]
+        mean = result["mean"][kind]
+        out.append("| **mean** | | " + " | ".join(str(mean.get(k, "")) for k in METRICS) + " | | |")
+        out.append(f"\nfailure AUROC: {mean['failure_auroc']}")
+    return "\n".join(out) + "\n"
+
+
+def crossval(
+    stage: str = "all",
+    output_dir: str = "runs/cv",
+    folds_file: str = FOLDS_FILE,
+    folds=None,
+    bundle_root: str = ".",
+    ms_repeats: int = 3,
+    iterations: int = 0,
+    samples: int = 0,
+    steps: int = 0,
+    overrides: str = "",
+) -> dict | None:
+    """``train`` the folds (resumable), ``score`` their pooled out-of-fold predictions, or ``all`` (both).
+
+    ``--folds 2`` or ``--folds "[0,1]"``: only those folds; ``--folds all``: train on every case (the shipped
+    weights, ``OUTPUT_DIR/fold_all``). ``--overrides "--max_epochs 10"``: training config
+    flags. ``--iterations N``: score the snapshot at N iterations (0: the newest all folds have).
+    ``--samples``/``--steps`` 0: the inference config's N and K.
+    """
+    if stage not in ("train", "score", "all"):
+        raise SystemExit(f"error: stage must be train, score or all, got {stage!r}")
+    bundle_root = os.path.abspath(bundle_root)
+    folds_file = folds_file if os.path.isabs(folds_file) else os.path.join(bundle_root, folds_file)
+    cases = read_folds(folds_file)
+    output_dir = os.path.abspath(output_dir)
+    if stage in ("train", "all"):
+        train_folds(cases, output_dir, bundle_root, folds, ms_repeats, overrides=overrides)
+    if stage in ("score", "all"):
+        return score_folds(cases, output_dir, bundle_root, iterations, folds, samples, steps)
+    return None
