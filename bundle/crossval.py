@@ -25,6 +25,7 @@ import subprocess
 import sys
 
 from bundle.data import case_name
+from bundle.evaluate import read_config
 from bundle.report import write_json_atomic
 
 FOLDS_FILE = "configs/crossval.json"
@@ -72,11 +73,15 @@ def snapshots(fold_dir: str) -> dict[int, str]:
     return found
 
 
+def state_epoch(path: str) -> int:
+    """The epoch of a training state ``resume_checkpoint_epoch=<epoch>.pt``."""
+    return int(re.findall(r"(\d+)\.pt$", path)[0])
+
+
 def newest_state(fold_dir: str) -> str:
     """The newest full training state in ``fold_dir`` ("" if none), to resume from."""
     states = glob.glob(os.path.join(fold_dir, "resume_checkpoint_*.pt"))
-    number = lambda p: int(re.findall(r"(\d+)\.pt$", p)[0])  # noqa: E731
-    return max(states, key=number) if states else ""
+    return max(states, key=state_epoch) if states else ""
 
 
 def folds_of(cases: list[dict], folds) -> list:
@@ -97,21 +102,28 @@ def folds_of(cases: list[dict], folds) -> list:
 
 
 def train_folds(cases: list[dict], output_dir: str, bundle_root: str, folds=None, ms_repeats: int = 3,
-                config_file: list[str] | tuple[str, ...] = TRAIN_CONFIGS, overrides: str = "") -> None:
-    """Train (or resume) each fold in its own process; ``overrides``: extra ``--key value`` flags for the config."""
+                config_file: list[str] | tuple[str, ...] = TRAIN_CONFIGS, overrides: str = "", until: int = 0) -> None:
+    """Train (or resume) each fold in its own process, up to ``until`` iterations (0: the config's whole run);
+    ``overrides``: extra ``--key value`` flags for the config."""
+    configs = [f if os.path.isabs(f) else os.path.join(bundle_root, f) for f in config_file]
+    epoch_length = int(read_config(bundle_root, configs)["epoch_length"])
+    if until % epoch_length:
+        raise SystemExit(f"error: --until {until} is not a multiple of the epoch length {epoch_length}")
     for fold in folds_of(cases, folds):
         fold_dir = os.path.join(output_dir, f"fold_{fold}")
         os.makedirs(fold_dir, exist_ok=True)
         datalist = os.path.join(fold_dir, "datalist.json")
         write_json_atomic(datalist, fold_datalist(cases, fold, ms_repeats))
-        configs = [f if os.path.isabs(f) else os.path.join(bundle_root, f) for f in config_file]
+        state = newest_state(fold_dir)
+        if until and state and state_epoch(state) * epoch_length >= until:
+            print(f"fold {fold}: already at {state_epoch(state) * epoch_length} iterations", flush=True)
+            continue
         command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", repr(configs),
                    "--bundle_root", bundle_root, "--datalist", datalist, "--output_dir", fold_dir,
                    "--ckpt_dir", fold_dir]
-        state = newest_state(fold_dir)
         if state:
             command += ["--resume_from", state]
-        command += overrides.split()
+        command += ["--stop_after_epoch", str(until // epoch_length)] + overrides.split()
         print(f"fold {fold}: {'resuming from ' + os.path.basename(state) if state else 'training'} -> {fold_dir}",
               flush=True)
         subprocess.run(command, check=True)
@@ -193,12 +205,14 @@ def crossval(
     samples: int = 0,
     steps: int = 0,
     overrides: str = "",
+    until: int = 0,
 ) -> dict | None:
     """``train`` the folds (resumable), ``score`` their pooled out-of-fold predictions, or ``all`` (both).
 
     ``--folds 2`` or ``--folds "[0,1]"``: only those folds; ``--folds all``: train on every case (the shipped
     weights, ``OUTPUT_DIR/fold_all``). ``--overrides "--max_epochs 10"``: training config
-    flags. ``--iterations N``: score the snapshot at N iterations (0: the newest all folds have).
+    flags. ``--until N``: train each fold only up to N iterations (all folds advance in turn; run again with a
+    larger N to go on). ``--iterations N``: score the snapshot at N iterations (0: the newest all folds have).
     ``--samples``/``--steps`` 0: the inference config's N and K.
     """
     if stage not in ("train", "score", "all"):
@@ -208,7 +222,7 @@ def crossval(
     cases = read_folds(folds_file)
     output_dir = os.path.abspath(output_dir)
     if stage in ("train", "all"):
-        train_folds(cases, output_dir, bundle_root, folds, ms_repeats, overrides=overrides)
+        train_folds(cases, output_dir, bundle_root, folds, ms_repeats, overrides=overrides, until=until)
     if stage in ("score", "all"):
         return score_folds(cases, output_dir, bundle_root, iterations, folds, samples, steps)
     return None

@@ -9,11 +9,13 @@ neighbour, so the two may differ in orientation):
 * avd_ml: |predicted - true lesion volume| in mL;
 * ece: ``monai.metrics.CalibrationErrorMetric`` (20 bins) of the lesion probability inside the head
   (voxels above the image mean);
-* uncertainty_score: 1 - the model's own expected Dice of its mask (``bundle.report.estimated_dice``), and the
-  report's review flag.
+* uncertainty_score: 1 - the model's own expected Dice of its mask (``bundle.report.estimated_dice``), and from
+  the report the review flag and the other case signals (``REPORT_SIGNALS``: sample agreement, lesion fraction at
+  the brain's edge, brain volume).
 
 ``failure_auroc`` is the ROC AUC (``monai.metrics.compute_roc_auc``) of uncertainty_score for detecting failures
-(Dice < 0.5), null unless both failures and successes occur. Writes DIR/metrics.json, DIR/metrics.md and overlay
+(Dice < 0.5), null unless both failures and successes occur; ``aurc`` the area under its risk-coverage curve;
+``unflagged_failures`` the cases with Dice < 0.3 that the review flag let through. Writes DIR/metrics.json, DIR/metrics.md and overlay
 PNGs of the worst cases (DIR/overlays/: three planes, true contours green, predicted red, uncertainty), and
 ``failures.json`` (cases skipped by the input checks; exit status 1 if any).
 """
@@ -46,6 +48,9 @@ from bundle.overlay import save_review_png
 from bundle.report import case_uncertainty_score, write_json_atomic
 
 FAILURE_DICE = 0.5
+MISSED_FAILURE_DICE = 0.3  # a case below this Dice must be flagged for review
+REPORT_SIGNALS = ("review_required", "estimated_dice", "sample_agreement", "lesion_fraction_at_brain_edge",
+                  "brain_volume_ml")
 METRICS = ("dice", "hd95", "lesion_f1", "avd_ml", "ece")
 
 
@@ -144,8 +149,19 @@ def run_inference(
     remove_if_empty(parser.get_parsed_content("staging_dir"))
 
 
+def aurc(scores, dice) -> float | None:
+    """Area under the risk-coverage curve: cases kept from the lowest case score up; at coverage k/n the risk is the
+    mean 1 - Dice of the k kept cases; AURC is the mean over k = 1..n (lower is better; ties in order of input)."""
+    if not len(scores):
+        return None
+    order = np.argsort(np.asarray(scores, dtype=np.float64), kind="stable")
+    risk = 1.0 - np.asarray(dice, dtype=np.float64)[order]
+    return float(np.mean(np.cumsum(risk) / np.arange(1, len(risk) + 1)))
+
+
 def summarise(cases: list[dict]) -> dict:
-    """Means over cases (ignoring nulls) and the failure AUROC."""
+    """Means over cases (ignoring nulls), the failure AUROC and AURC of the case score, and how many cases with
+    Dice < ``MISSED_FAILURE_DICE`` were not flagged for review."""
     mean = {}
     for key in METRICS:
         values = [c[key] for c in cases if c[key] is not None]
@@ -156,6 +172,12 @@ def summarise(cases: list[dict]) -> dict:
     if 0 < sum(failures) < len(failures):
         auroc = round(float(compute_roc_auc(torch.tensor(scores), torch.tensor(failures, dtype=torch.float))), 4)
     mean["failure_auroc"] = auroc
+    scored = [c for c in cases if c["dice"] is not None]
+    curve = aurc([c["uncertainty_score"] or 0.0 for c in scored], [c["dice"] for c in scored])
+    mean["aurc"] = None if curve is None else round(curve, 4)
+    mean["unflagged_failures"] = sum(
+        1 for c in scored if c["dice"] < MISSED_FAILURE_DICE and not c.get("review_required", False)
+    )
     return mean
 
 
@@ -167,7 +189,8 @@ def markdown_table(result: dict) -> str:
         lines.append(f"| {c['id']} | " + " | ".join(str(c.get(k)) for k in cols) + " |")
     mean = result["mean"]
     lines.append("| **mean** | " + " | ".join(str(mean.get(k, "")) for k in cols[:5]) + " | | |")
-    lines.append(f"\nfailure AUROC (Dice < {FAILURE_DICE}): {mean['failure_auroc']}")
+    lines.append(f"\nfailure AUROC (Dice < {FAILURE_DICE}): {mean['failure_auroc']}; AURC: {mean['aurc']}; "
+                 f"cases with Dice < {MISSED_FAILURE_DICE} not flagged: {mean['unflagged_failures']}")
     return "\n".join(lines) + "\n"
 
 
@@ -207,7 +230,7 @@ def evaluate(
         with open(os.path.join(output_dir, f"{case_name(case['image'])}_report.json")) as f:
             report = json.load(f)
         metrics = case_metrics(image, label, seg, prob, unc)
-        results.append({"id": case_name(case["image"]), **metrics, "review_required": report["review_required"]})
+        results.append({"id": case_name(case["image"]), **metrics, **{k: report.get(k) for k in REPORT_SIGNALS}})
     settings = {"samples": samples, "steps": steps, "config_file": config_file, "ckpt": ckpt or "config default",
                 "expert_ckpt": expert_ckpt or ("none" if ckpt else "config default"),
                 "datalist": os.path.abspath(datalist), "key": key}

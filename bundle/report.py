@@ -90,6 +90,37 @@ def case_uncertainty_score(probability: np.ndarray, mask: np.ndarray) -> float:
     return 1.0 - estimated_dice(probability, mask)
 
 
+def sample_agreement(probability: np.ndarray, uncertainty: np.ndarray, num_samples: int) -> float | None:
+    """Pooled pairwise Dice of the N sampled soft masks s_n, from their mean p and spread sigma alone:
+
+        sum_{i<j} 2 <s_i, s_j> / sum_{i<j} (|s_i| + |s_j|) = (sum_v p^2 - sum_v sigma^2 / (N - 1)) / sum_v p
+
+    (per voxel sum_{i<j} s_i s_j = (N^2 p^2 - N (sigma^2 + p^2)) / 2 and sum_{i<j} (s_i + s_j) = (N - 1) N p).
+    1 when all samples are the same mask, 0 when no two overlap; 1 when they mark nothing; None for N < 2. The mean
+    pairwise Dice between samples was the best simple case-level failure signal in Zenk et al. (Medical Image
+    Analysis 2025); this is its ratio-of-sums form, which p and sigma determine exactly.
+    """
+    if num_samples < 2:
+        return None
+    p = np.asarray(probability, dtype=np.float64)
+    total = p.sum()
+    if total <= 0:
+        return 1.0
+    agreement = ((p**2).sum() - (np.asarray(uncertainty, dtype=np.float64) ** 2).sum() / (num_samples - 1)) / total
+    return float(np.clip(agreement, 0.0, 1.0))
+
+
+def edge_fraction(mask: np.ndarray, brain: np.ndarray, spacing, margin_mm: float = 3.0) -> float:
+    """Fraction of the lesion voxels of ``mask`` within ``margin_mm`` of the outside of the brain mask ``brain``
+    (0 without lesions): a mask that follows the brain's outline (left-over scalp, fat, a badly stripped edge)
+    has most of its voxels there, real MS lesions and most gliomas few."""
+    lesion = np.asarray(mask) > 0
+    if not lesion.any():
+        return 0.0
+    depth = ndimage.distance_transform_edt(np.asarray(brain) > 0, sampling=[float(s) for s in spacing])
+    return float((depth[lesion] <= margin_mm).mean())
+
+
 HEAD_EXTENT_MM = (100.0, 260.0)  # plausible left-right and anterior-posterior extent of a head or brain
 
 
@@ -188,7 +219,11 @@ class LesionReportd(MapTransform):
         extent = tissue_extent_mm(d[self.image_key])
         score = round(case_uncertainty_score(probability, mask), 4) if probability is not None else None
         brain = d.get(self.brain_key) if self.brain_key else None
-        brain_ml = None if brain is None else round(float((torch.as_tensor(brain) > 0).sum()) * summary["voxel_volume_ml"], 1)
+        brain = None if brain is None else torch.as_tensor(brain).detach().cpu().numpy()[0] > 0
+        brain_ml = None if brain is None else round(float(brain.sum()) * summary["voxel_volume_ml"], 1)
+        spacing = np.linalg.norm(affine[:3, :3], axis=0)
+        at_edge = None if brain is None else round(edge_fraction(mask, brain, spacing), 4)
+        agreement = None if probability is None else sample_agreement(probability, uncertainty, self.num_samples)
         not_flair = not_flair_reason(source) if isinstance(source, str) else ""
         flagged, rule = review_decision(
             summary, score, extent, self.max_lesion_uncertainty, self.max_case_uncertainty, not_flair
@@ -205,6 +240,8 @@ class LesionReportd(MapTransform):
             "uncertain_volume_ml": round(uncertain_ml, 4),
             "uncertainty_score": score,
             "estimated_dice": None if score is None else round(1.0 - score, 4),
+            "sample_agreement": None if agreement is None else round(agreement, 4),
+            "lesion_fraction_at_brain_edge": at_edge,
             "tissue_extent_mm": extent,
             "skull_stripped_by_bundle": bool(meta.get(STRIPPED_META_KEY, False)),
             "brain_volume_ml": brain_ml,

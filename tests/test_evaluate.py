@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from bundle.evaluate import lesion_f1, summarise
+from bundle.evaluate import aurc, lesion_f1, summarise
 from conftest import BUNDLE_ROOT, GLIOMA, SHARED_DATA, require_shared, run_bundle
 
 
@@ -32,6 +32,16 @@ def test_failure_auroc_needs_both_outcomes():
     assert summarise(cases)["failure_auroc"] == 1.0  # every failure is more uncertain than every success
     assert summarise(cases[:2])["failure_auroc"] is None
     assert summarise(cases)["dice"] == pytest.approx(0.525)
+
+
+def test_aurc_and_unflagged_failures():
+    # risk = 1 - Dice; kept from the lowest score up: the perfect order keeps the good cases first
+    assert aurc([0.1, 0.2, 0.3], [1.0, 0.5, 0.0]) == pytest.approx((0 + 0.25 + 0.5) / 3)
+    assert aurc([0.3, 0.2, 0.1], [1.0, 0.5, 0.0]) == pytest.approx((1 + 0.75 + 0.5) / 3)  # the worst order
+    base = {"hd95": 1.0, "lesion_f1": 1.0, "avd_ml": 0.0, "ece": 0.1, "uncertainty_score": 0.1}
+    cases = [dict(base, dice=0.2, review_required=True), dict(base, dice=0.25, review_required=False),
+             dict(base, dice=0.9, review_required=False)]
+    assert summarise(cases)["unflagged_failures"] == 1
 
 
 def test_evaluate_real_case_with_label_in_another_orientation(tmp_path):

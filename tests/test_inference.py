@@ -13,6 +13,7 @@ from conftest import BUNDLE_ROOT, RAW_MS, SAMPLE, SAMPLE_LABEL, require_shared, 
 REPORT_KEYS = {
     "input", "model_version", "num_samples", "num_steps", "seed", "lesion_count", "lesion_volume_ml", "lesions",
     "mean_uncertainty_in_lesions", "uncertainty_score", "estimated_dice", "review_required", "review_rule",
+    "sample_agreement", "lesion_fraction_at_brain_edge", "brain_volume_ml",
 }
 
 
@@ -58,6 +59,7 @@ def test_sample_report_matches_mask(sample_run):
     assert isinstance(report["review_required"], bool) and "uncertainty_score" in report["review_rule"]
     # the case score is 1 - the estimated Dice of the mask; the rule is the config's (0.4, 0.25)
     assert 0 < report["estimated_dice"] <= 1 and report["uncertainty_score"] == pytest.approx(1 - report["estimated_dice"])
+    assert 0 <= report["sample_agreement"] <= 1 and 0 <= report["lesion_fraction_at_brain_edge"] <= 1
     assert report["review_required"] is (report["uncertainty_score"] > 0.4 or report["mean_uncertainty_in_lesions"] > 0.25)
 
 

@@ -7,7 +7,16 @@ import pytest
 
 import torch
 
-from bundle.report import lesion_summary, review_decision, tissue_extent_mm, write_json_atomic
+from scipy import ndimage
+
+from bundle.report import (
+    edge_fraction,
+    lesion_summary,
+    review_decision,
+    sample_agreement,
+    tissue_extent_mm,
+    write_json_atomic,
+)
 
 
 def test_two_lesions_volumes_centroids_and_uncertainty():
@@ -131,3 +140,36 @@ def test_report_gives_the_case_score_from_the_probability(tmp_path):
     assert report["lesion_volume_ml"] == pytest.approx(0.008)
     LesionReportd(output_dir=str(tmp_path))(data)  # without a probability there is no score
     assert json.loads((tmp_path / "case_flair_report.json").read_text())["uncertainty_score"] is None
+
+
+def test_sample_agreement_is_the_pooled_pairwise_dice_of_the_samples():
+    """From p and sigma alone, equal to the ratio of sums over all sample pairs computed from the samples."""
+    rng = np.random.default_rng(3)
+    for n in (2, 5, 8):
+        samples = (rng.uniform(size=(n, 9, 8, 7)) < rng.uniform(0.05, 0.6, size=(1, 9, 8, 7))).astype(np.float64)
+        samples[:, :2] = rng.uniform(size=(n, 2, 8, 7))  # some soft values too
+        pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+        expected = sum(2 * (samples[i] * samples[j]).sum() for i, j in pairs) / sum(
+            samples[i].sum() + samples[j].sum() for i, j in pairs)
+        p, sigma = samples.mean(0), samples.std(0)
+        assert sample_agreement(p, sigma, n) == pytest.approx(expected, rel=1e-9)
+    same = np.zeros((4, 4, 4))
+    same[1:3, 1:3, 1:3] = 1
+    assert sample_agreement(same, np.zeros_like(same), 8) == pytest.approx(1.0)  # all samples the same mask
+    half = np.full((4, 4, 4), 0.5)  # two samples that never overlap
+    assert sample_agreement(half, half, 2) == pytest.approx(0.0)
+    assert sample_agreement(np.zeros((3, 3, 3)), np.zeros((3, 3, 3)), 8) == 1.0
+    assert sample_agreement(same, same * 0, 1) is None
+
+
+def test_edge_fraction_counts_lesion_voxels_at_the_brain_outline():
+    brain = np.zeros((40, 40, 40), bool)
+    brain[5:35, 5:35, 5:35] = True
+    rim = brain & ~ndimage.binary_erosion(brain, iterations=2)  # 2 voxels (2 mm) deep
+    deep = np.zeros_like(brain)
+    deep[18:22, 18:22, 18:22] = True
+    assert edge_fraction(rim, brain, (1, 1, 1)) == 1.0
+    assert edge_fraction(deep, brain, (1, 1, 1)) == 0.0
+    assert edge_fraction(rim | deep, brain, (1, 1, 1)) == pytest.approx(rim.sum() / (rim.sum() + deep.sum()))
+    assert edge_fraction(deep, brain, (0.1, 0.1, 0.1)) == 1.0  # in mm: with 0.1 mm voxels the cube is 1.3 mm deep
+    assert edge_fraction(np.zeros_like(brain), brain, (1, 1, 1)) == 0.0
