@@ -5,8 +5,8 @@ share a fold (MS: one patient per fold, i.e. leave-one-patient-out over the 4 MS
 For fold k the training list is every case of the other folds, MS scans repeated ``ms_repeats`` times so that about
 as many MS as glioma volumes are drawn; the held-out list is fold k.
 
-* ``train``: trains each fold with ``configs/train.yaml`` + ``configs/crossval_train.yaml`` into
-  ``OUTPUT_DIR/fold_k`` (one process per fold, resumed from its newest training state, so the command can be run
+* ``train``: trains each fold with ``configs/train.yaml`` + ``configs/crossval_train.yaml`` (``--model baseline``:
+  the deterministic baseline, + ``configs/baseline_train.yaml``) into ``OUTPUT_DIR/fold_k`` (one process per fold, resumed from its newest training state, so the command can be run
   again after an interruption); the network weights are kept every ``snapshot`` iterations 
   for the learning curve (``net_*iteration=<N>.pt``).
 * ``score``: segments each fold's held-out cases with that fold's weights (``--iterations``: which snapshot; 0 =
@@ -24,12 +24,28 @@ import re
 import subprocess
 import sys
 
+from monai.bundle import ConfigParser
+
 from bundle.data import case_name
 from bundle.evaluate import read_config
 from bundle.report import write_json_atomic
 
 FOLDS_FILE = "configs/crossval.json"
-TRAIN_CONFIGS = ("configs/train.yaml", "configs/crossval_train.yaml")
+# the configs each model is trained and segmented with; ``infer_overrides``: inference keys set for its scoring
+MODELS = {
+    "diffusion": {
+        "train": ("configs/train.yaml", "configs/crossval_train.yaml"),
+        "infer": ("configs/inference.yaml",),
+        "infer_overrides": {},
+        "output_dir": "runs/cv",
+    },
+    "baseline": {
+        "train": ("configs/train.yaml", "configs/baseline_train.yaml", "configs/crossval_train.yaml"),
+        "infer": ("configs/inference.yaml", "configs/baseline_inference.yaml"),
+        "infer_overrides": {"intensity_method": "mode"},  # trained with configs/train.yaml's scale
+        "output_dir": "runs/cv_baseline",
+    },
+}
 KINDS = ("ms", "glioma")
 ALL = "all"  # the "fold" trained on every case
 
@@ -102,7 +118,8 @@ def folds_of(cases: list[dict], folds) -> list:
 
 
 def train_folds(cases: list[dict], output_dir: str, bundle_root: str, folds=None, ms_repeats: int = 3,
-                config_file: list[str] | tuple[str, ...] = TRAIN_CONFIGS, overrides: str = "", until: int = 0) -> None:
+                config_file: list[str] | tuple[str, ...] = MODELS["diffusion"]["train"], overrides: str = "",
+                until: int = 0) -> None:
     """Train (or resume) each fold in its own process, up to ``until`` iterations (0: the config's whole run);
     ``overrides``: extra ``--key value`` flags for the config."""
     configs = [f if os.path.isabs(f) else os.path.join(bundle_root, f) for f in config_file]
@@ -142,8 +159,10 @@ def pooled_summary(results: list[dict]) -> dict:
 
 
 def score_folds(cases: list[dict], output_dir: str, bundle_root: str, iterations: int = 0, folds=None,
-                samples: int = 0, steps: int = 0, config_file: str | list[str] = "configs/inference.yaml") -> dict:
-    """Segment each fold's held-out cases with its snapshot and pool the scores (module docstring)."""
+                samples: int = 0, steps: int = 0, config_file=MODELS["diffusion"]["infer"],
+                infer_overrides: dict | None = None) -> dict:
+    """Segment each fold's held-out cases with its snapshot and pool the scores (module docstring);
+    ``infer_overrides``: inference config keys to set (written to ``score_<N>/overrides.yaml``, merged last)."""
     from bundle.evaluate import evaluate
 
     chosen = folds_of(cases, folds)
@@ -155,6 +174,11 @@ def score_folds(cases: list[dict], output_dir: str, bundle_root: str, iterations
             raise SystemExit(f"error: no weight snapshot common to folds {chosen} in {output_dir}")
         iterations = max(common)
     score_dir = os.path.join(output_dir, f"score_{iterations}")
+    config_file = list(config_file)
+    if infer_overrides:
+        os.makedirs(score_dir, exist_ok=True)
+        config_file.append(os.path.join(score_dir, "overrides.yaml"))
+        ConfigParser.export_config_file(dict(infer_overrides), config_file[-1], fmt="yaml")
     results = []
     for fold in chosen:
         fold_dir = os.path.join(output_dir, f"fold_{fold}")
@@ -196,7 +220,8 @@ def pooled_markdown(result: dict) -> str:
 
 def crossval(
     stage: str = "all",
-    output_dir: str = "runs/cv",
+    model: str = "diffusion",
+    output_dir: str = "",
     folds_file: str = FOLDS_FILE,
     folds=None,
     bundle_root: str = ".",
@@ -213,16 +238,21 @@ def crossval(
     weights, ``OUTPUT_DIR/fold_all``). ``--overrides "--max_epochs 10"``: training config
     flags. ``--until N``: train each fold only up to N iterations (all folds advance in turn; run again with a
     larger N to go on). ``--iterations N``: score the snapshot at N iterations (0: the newest all folds have).
-    ``--samples``/``--steps`` 0: the inference config's N and K.
+    ``--samples``/``--steps`` 0: the inference config's N and K. ``--model baseline``: the deterministic U-Net
+    baseline on the same folds, data and augmentation (``MODELS``); ``--output_dir`` defaults to the model's.
     """
     if stage not in ("train", "score", "all"):
         raise SystemExit(f"error: stage must be train, score or all, got {stage!r}")
+    if model not in MODELS:
+        raise SystemExit(f"error: model must be one of {sorted(MODELS)}, got {model!r}")
+    preset = MODELS[model]
     bundle_root = os.path.abspath(bundle_root)
     folds_file = folds_file if os.path.isabs(folds_file) else os.path.join(bundle_root, folds_file)
     cases = read_folds(folds_file)
-    output_dir = os.path.abspath(output_dir)
+    output_dir = os.path.abspath(output_dir or os.path.join(bundle_root, preset["output_dir"]))
     if stage in ("train", "all"):
-        train_folds(cases, output_dir, bundle_root, folds, ms_repeats, overrides=overrides, until=until)
+        train_folds(cases, output_dir, bundle_root, folds, ms_repeats, preset["train"], overrides, until)
     if stage in ("score", "all"):
-        return score_folds(cases, output_dir, bundle_root, iterations, folds, samples, steps)
+        return score_folds(cases, output_dir, bundle_root, iterations, folds, samples, steps, preset["infer"],
+                           preset["infer_overrides"])
     return None
