@@ -133,6 +133,22 @@ def tissue_extent_mm(image: torch.Tensor, threshold: float = 0.2) -> list[float]
     return [round(float(v), 1) for v in (tissue.max(0) - tissue.min(0) + 1) * spacing]
 
 
+CASE_SCORES = ("estimated_dice", "sample_agreement", "combined")
+
+
+def case_score(estimated: float | None, agreement: float | None, at_edge: float | None, kind: str) -> float | None:
+    """The case score behind the review flag (higher = less trustworthy), from the case signals:
+    "estimated_dice": 1 - estimated Dice; "sample_agreement": 1 - sample agreement; "combined": the largest of
+    those two and the lesion fraction at the brain's edge. None when its signals are missing."""
+    if kind not in CASE_SCORES:
+        raise ValueError(f"case_score must be one of {CASE_SCORES}, got {kind!r}")
+    parts = {"estimated_dice": [estimated], "sample_agreement": [agreement],
+             "combined": [estimated, agreement, None if at_edge is None else 1.0 - at_edge]}[kind]
+    if any(v is None for v in parts[:2 if kind == "combined" else 1]):
+        return None
+    return max(1.0 - v for v in parts if v is not None)
+
+
 def review_decision(
     summary: dict[str, Any],
     uncertainty_score: float | None,
@@ -140,6 +156,9 @@ def review_decision(
     max_lesion_uncertainty: float,
     max_case_uncertainty: float,
     not_flair: str = "",
+    lesion_volume_range_ml: Sequence[float] = (0.0, float("inf")),
+    brain_volume_ml: float | None = None,
+    brain_volume_range_ml: Sequence[float] = (0.0, float("inf")),
 ) -> tuple[bool, str]:
     """(review_required, the rule with this case's values) for a lesion summary.
 
@@ -148,19 +167,30 @@ def review_decision(
     extent outside ``HEAD_EXTENT_MM`` means the input may not be a head MRI (low confidence in everything else).
     ``not_flair`` is why a DICOM series' headers (or a NIfTI file's BIDS sidecar) say it is not a FLAIR
     (``bundle.dicom_series.not_flair_reason``), "" when they do not: the model is confidently wrong on other
-    contrasts, which no uncertainty score shows.
+    contrasts, which no uncertainty score shows. A lesion volume outside ``lesion_volume_range_ml`` (none or almost
+    none found, or far more than any training case) and a brain volume outside ``brain_volume_range_ml`` (a failed
+    brain extraction or not a brain) are things no uncertainty score sees either.
     """
     lo, hi = HEAD_EXTENT_MM
     not_head = any(not lo <= e <= hi for e in extent_mm[:2])
     disputed = uncertainty_score is not None and uncertainty_score > max_case_uncertainty
-    flagged = summary["mean_uncertainty_in_lesions"] > max_lesion_uncertainty or disputed or not_head or bool(not_flair)
+    load_lo, load_hi = lesion_volume_range_ml
+    load = summary.get("lesion_volume_ml", 0.0)
+    odd_load = not load_lo <= load <= load_hi
+    brain_lo, brain_hi = brain_volume_range_ml
+    odd_brain = brain_volume_ml is not None and not brain_lo <= brain_volume_ml <= brain_hi
+    flagged = (summary["mean_uncertainty_in_lesions"] > max_lesion_uncertainty or disputed or not_head
+               or bool(not_flair) or odd_load or odd_brain)
     score = "n/a" if uncertainty_score is None else f"{uncertainty_score:.4f}"
+    brain = "n/a" if brain_volume_ml is None else f"{brain_volume_ml:g} mL"
     rule = (
-        f"uncertainty_score (1 - estimated_dice) > {max_case_uncertainty} "
+        f"case score > {max_case_uncertainty} "
         f"or mean_uncertainty_in_lesions > {max_lesion_uncertainty} "
+        f"or lesion volume outside [{load_lo:g}, {load_hi:g}] mL "
+        f"or brain volume outside [{brain_lo:g}, {brain_hi:g}] mL "
         f"or tissue extent left-right/anterior-posterior outside [{lo:g}, {hi:g}] mm (not a head MRI?) "
         f"or DICOM headers (or BIDS sidecar) of another contrast than FLAIR "
-        f"(this case: {score}, {summary['mean_uncertainty_in_lesions']:.4f}, "
+        f"(this case: {score}, {summary['mean_uncertainty_in_lesions']:.4f}, {load:g} mL, {brain}, "
         f"{extent_mm[0]:g} x {extent_mm[1]:g} mm, {not_flair or 'headers do not say otherwise'})"
     )
     return bool(flagged), rule
@@ -177,7 +207,9 @@ class LesionReportd(MapTransform):
         image_key: key whose ``filename_or_obj`` meta names the input file.
         output_dir: where reports go; ``<case>`` is the input file name without ``.nii``/``.nii.gz``.
         model_version, num_samples, num_steps, seed: recorded in the report.
-        max_lesion_uncertainty, max_case_uncertainty: the review rule (``review_decision``).
+        max_lesion_uncertainty, max_case_uncertainty, lesion_volume_range_ml, brain_volume_range_ml: the review
+            rule (``review_decision``).
+        case_score: which case score the rule and the report's ``uncertainty_score`` use (``case_score``).
         uncertain_voxel_threshold: voxels above it count towards the reported ``uncertain_volume_ml``.
     """
 
@@ -196,10 +228,18 @@ class LesionReportd(MapTransform):
         max_case_uncertainty: float = 0.4,
         probability_key: str = "",
         brain_key: str = "",
+        case_score: str = "estimated_dice",
+        lesion_volume_range_ml: Sequence[float] = (0.0, float("inf")),
+        brain_volume_range_ml: Sequence[float] = (0.0, float("inf")),
     ) -> None:
         super().__init__(keys=[mask_key, uncertainty_key])
         self.mask_key, self.uncertainty_key, self.image_key = mask_key, uncertainty_key, image_key
         self.probability_key, self.brain_key = probability_key, brain_key
+        if case_score not in CASE_SCORES:
+            raise ValueError(f"case_score must be one of {CASE_SCORES}, got {case_score!r}")
+        self.case_score = case_score
+        self.lesion_volume_range_ml = tuple(float(v) for v in lesion_volume_range_ml)
+        self.brain_volume_range_ml = tuple(float(v) for v in brain_volume_range_ml)
         self.output_dir = output_dir
         self.model_version, self.num_samples, self.num_steps, self.seed = model_version, num_samples, num_steps, seed
         self.max_lesion_uncertainty = max_lesion_uncertainty
@@ -225,8 +265,12 @@ class LesionReportd(MapTransform):
         at_edge = None if brain is None else round(edge_fraction(mask, brain, spacing), 4)
         agreement = None if probability is None else sample_agreement(probability, uncertainty, self.num_samples)
         not_flair = not_flair_reason(source) if isinstance(source, str) else ""
+        estimated = None if score is None else 1.0 - score
+        chosen = case_score(estimated, agreement, at_edge, self.case_score)
+        chosen = None if chosen is None else round(chosen, 4)
         flagged, rule = review_decision(
-            summary, score, extent, self.max_lesion_uncertainty, self.max_case_uncertainty, not_flair
+            summary, chosen, extent, self.max_lesion_uncertainty, self.max_case_uncertainty, not_flair,
+            self.lesion_volume_range_ml, brain_ml, self.brain_volume_range_ml,
         )
         report = {
             "input": str(source),
@@ -238,7 +282,8 @@ class LesionReportd(MapTransform):
             "lesion_volume_ml": summary["lesion_volume_ml"],
             "mean_uncertainty_in_lesions": summary["mean_uncertainty_in_lesions"],
             "uncertain_volume_ml": round(uncertain_ml, 4),
-            "uncertainty_score": score,
+            "uncertainty_score": chosen,
+            "case_score": self.case_score,
             "estimated_dice": None if score is None else round(1.0 - score, 4),
             "sample_agreement": None if agreement is None else round(agreement, 4),
             "lesion_fraction_at_brain_edge": at_edge,

@@ -10,6 +10,7 @@ import torch
 from scipy import ndimage
 
 from bundle.report import (
+    case_score,
     edge_fraction,
     lesion_summary,
     review_decision,
@@ -60,9 +61,7 @@ def test_diagonal_neighbours_are_one_lesion_and_empty_mask_is_zero():
 def test_review_rule(lesion_u, score, extent, flagged):
     decision, rule = review_decision({"mean_uncertainty_in_lesions": lesion_u}, score, extent, 0.25, 0.4)
     assert decision is flagged
-    assert rule.startswith(
-        "uncertainty_score (1 - estimated_dice) > 0.4 or mean_uncertainty_in_lesions > 0.25 or tissue extent"
-    )
+    assert rule.startswith("case score > 0.4 or mean_uncertainty_in_lesions > 0.25 or lesion volume outside")
     assert f"{extent[0]:g} x {extent[1]:g} mm" in rule and ("n/a" if score is None else f"{score:.4f}") in rule
 
 
@@ -173,3 +172,25 @@ def test_edge_fraction_counts_lesion_voxels_at_the_brain_outline():
     assert edge_fraction(rim | deep, brain, (1, 1, 1)) == pytest.approx(rim.sum() / (rim.sum() + deep.sum()))
     assert edge_fraction(deep, brain, (0.1, 0.1, 0.1)) == 1.0  # in mm: with 0.1 mm voxels the cube is 1.3 mm deep
     assert edge_fraction(np.zeros_like(brain), brain, (1, 1, 1)) == 0.0
+
+
+def test_case_score_kinds():
+    assert case_score(0.8, 0.6, 0.1, "estimated_dice") == pytest.approx(0.2)
+    assert case_score(0.8, 0.6, 0.1, "sample_agreement") == pytest.approx(0.4)
+    assert case_score(0.8, 0.6, 0.1, "combined") == pytest.approx(0.4)
+    assert case_score(0.8, 0.9, 0.7, "combined") == pytest.approx(0.7)  # a mask along the brain's outline
+    assert case_score(0.8, 0.9, None, "combined") == pytest.approx(0.2)
+    assert case_score(None, 0.9, 0.1, "estimated_dice") is None
+    with pytest.raises(ValueError, match="case_score"):
+        case_score(0.8, 0.9, 0.1, "entropy")
+
+
+@pytest.mark.parametrize("load, brain, flagged", [
+    (10.0, 1400.0, False), (0.2, 1400.0, True), (450.0, 1400.0, True), (10.0, 500.0, True), (10.0, 3000.0, True),
+    (10.0, None, False),
+])
+def test_review_rule_flags_implausible_lesion_load_and_brain_volume(load, brain, flagged):
+    calm = {"mean_uncertainty_in_lesions": 0.05, "lesion_volume_ml": load}
+    decision, rule = review_decision(calm, 0.05, [140, 180, 120], 0.25, 0.4, "", (0.5, 300.0), brain, (800.0, 2400.0))
+    assert decision is flagged
+    assert "lesion volume outside [0.5, 300] mL" in rule and f"{load:g} mL" in rule
