@@ -218,6 +218,46 @@ def pooled_markdown(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+CURVES = (("ms", "dice", "#c00"), ("ms", "lesion_f1", "#f80"), ("glioma", "dice", "#06c"))
+
+
+def learning_curve(output_dir: str) -> list[dict]:
+    """[{"iterations", "ms", "glioma", "all"}, ...] from every ``score_<N>/metrics.json`` in ``output_dir``."""
+    points = []
+    for path in glob.glob(os.path.join(output_dir, "score_*", "metrics.json")):
+        with open(path) as f:
+            result = json.load(f)
+        points.append({"iterations": result["iterations"], **result["mean"]})
+    return sorted(points, key=lambda p: p["iterations"])
+
+
+def learning_curve_svg(points: list[dict], title: str) -> str:
+    """Pooled out-of-fold MS Dice, MS lesion F1 and glioma Dice against training iterations, as an SVG line chart."""
+    left, top, width, height = 60, 30, 440, 200
+    xmax = max(p["iterations"] for p in points) * 1.05 or 1
+    sx = lambda x: left + width * x / xmax  # noqa: E731
+    sy = lambda y: top + height * (1 - y)  # noqa: E731
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="640" height="280" font-family="sans-serif" '
+             f'font-size="11"><rect width="640" height="280" fill="white"/>'
+             f'<text x="{left + width / 2}" y="18" text-anchor="middle" font-weight="bold">{title}</text>']
+    for v in (0.0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(f'<text x="{left - 6}" y="{sy(v) + 4:.1f}" text-anchor="end">{v:.2f}</text><line x1="{left}" '
+                     f'x2="{left + width}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" stroke="#ddd"/>')
+    for p in points:
+        parts.append(f'<text x="{sx(p["iterations"]):.1f}" y="{top + height + 16}" text-anchor="middle">'
+                     f'{p["iterations"]}</text>')
+    for row, (kind, metric, colour) in enumerate(CURVES):
+        xy = [(sx(p["iterations"]), sy(p[kind][metric])) for p in points
+              if p.get(kind) and p[kind].get(metric) is not None]
+        line = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+        parts.append(f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>' for x, y in xy]
+        parts.append(f'<text x="{left + width + 12}" y="{top + 20 + 16 * row}" fill="{colour}">{kind} {metric}</text>')
+    parts.append(f'<text x="{left + width / 2}" y="{top + height + 34}" text-anchor="middle">training iterations '
+                 f'(batch 16)</text></svg>\n')
+    return "".join(parts)
+
+
 def crossval(
     stage: str = "all",
     model: str = "diffusion",
@@ -232,7 +272,8 @@ def crossval(
     overrides: str = "",
     until: int = 0,
 ) -> dict | None:
-    """``train`` the folds (resumable), ``score`` their pooled out-of-fold predictions, or ``all`` (both).
+    """``train`` the folds (resumable), ``score`` their pooled out-of-fold predictions, ``all`` (both), or draw the
+    ``curve`` (score and curve also write OUTPUT_DIR/learning_curve.json and .svg from every scored snapshot).
 
     ``--folds 2`` or ``--folds "[0,1]"``: only those folds; ``--folds all``: train on every case (the shipped
     weights, ``OUTPUT_DIR/fold_all``). ``--overrides "--max_epochs 10"``: training config
@@ -241,8 +282,8 @@ def crossval(
     ``--samples``/``--steps`` 0: the inference config's N and K. ``--model baseline``: the deterministic U-Net
     baseline on the same folds, data and augmentation (``MODELS``); ``--output_dir`` defaults to the model's.
     """
-    if stage not in ("train", "score", "all"):
-        raise SystemExit(f"error: stage must be train, score or all, got {stage!r}")
+    if stage not in ("train", "score", "all", "curve"):
+        raise SystemExit(f"error: stage must be train, score, all or curve, got {stage!r}")
     if model not in MODELS:
         raise SystemExit(f"error: model must be one of {sorted(MODELS)}, got {model!r}")
     preset = MODELS[model]
@@ -252,7 +293,13 @@ def crossval(
     output_dir = os.path.abspath(output_dir or os.path.join(bundle_root, preset["output_dir"]))
     if stage in ("train", "all"):
         train_folds(cases, output_dir, bundle_root, folds, ms_repeats, preset["train"], overrides, until)
+    result = None
     if stage in ("score", "all"):
-        return score_folds(cases, output_dir, bundle_root, iterations, folds, samples, steps, preset["infer"],
-                           preset["infer_overrides"])
-    return None
+        result = score_folds(cases, output_dir, bundle_root, iterations, folds, samples, steps, preset["infer"],
+                             preset["infer_overrides"])
+    points = learning_curve(output_dir)
+    if points and stage != "train":
+        write_json_atomic(os.path.join(output_dir, "learning_curve.json"), points)
+        with open(os.path.join(output_dir, "learning_curve.svg"), "w") as f:
+            f.write(learning_curve_svg(points, f"{model}: pooled out-of-fold score against training iterations"))
+    return result

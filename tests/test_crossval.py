@@ -95,3 +95,16 @@ def test_autocast_inferer_runs_the_training_forward_in_the_asked_precision(preci
     assert out.dtype == dtype
     with pytest.raises(ValueError, match="precision"):
         AutocastInferer("fp8")
+
+
+def test_learning_curve_reads_every_scored_snapshot(tmp_path):
+    from bundle.crossval import learning_curve, learning_curve_svg
+
+    for n, ms in ((4000, 0.5), (2000, 0.3)):
+        (tmp_path / f"score_{n}").mkdir()
+        mean = {"ms": {"dice": ms, "lesion_f1": 0.4}, "glioma": {"dice": 0.8, "lesion_f1": 0.9}, "all": {}}
+        (tmp_path / f"score_{n}" / "metrics.json").write_text(json.dumps({"iterations": n, "mean": mean}))
+    points = learning_curve(str(tmp_path))
+    assert [p["iterations"] for p in points] == [2000, 4000] and points[1]["ms"]["dice"] == 0.5
+    svg = learning_curve_svg(points, "t")
+    assert svg.startswith("<svg") and svg.count("<polyline") == 3 and ">4000<" in svg
