@@ -24,6 +24,8 @@ import re
 import subprocess
 import sys
 
+import torch
+
 from monai.bundle import ConfigParser
 
 from bundle.data import case_name
@@ -218,6 +220,56 @@ def pooled_markdown(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def fit_review_rule(cases: list[dict], config: dict, tie: float = 0.005) -> dict:
+    """The review rule fitted on pooled out-of-fold cases (docs/results.md, "Review flag"): for each ``case_score``
+    candidate its AURC, failure AUROC (Dice < 0.5) and the threshold that leaves no case with Dice < 0.3 unflagged
+    (midway between the lowest score of such a case not caught by the rest of the rule and the next lower case
+    score); the candidate with the lowest AURC is chosen (one within ``tie`` loses to the one listed earlier).
+    ``config``: the inference config's ``max_lesion_uncertainty``, ``lesion_volume_range_ml``,
+    ``brain_volume_range_ml``."""
+    from monai.metrics import compute_roc_auc
+
+    from bundle.evaluate import FAILURE_DICE, MISSED_FAILURE_DICE, aurc
+    from bundle.report import CASE_SCORES, case_score
+
+    load_lo, load_hi = config["lesion_volume_range_ml"]
+    brain_lo, brain_hi = config["brain_volume_range_ml"]
+    caught = [
+        (c.get("mean_uncertainty_in_lesions") or 0.0) > config["max_lesion_uncertainty"]
+        or not load_lo <= (c.get("predicted_volume_ml") or 0.0) <= load_hi
+        or (c.get("brain_volume_ml") is not None and not brain_lo <= c["brain_volume_ml"] <= brain_hi)
+        for c in cases
+    ]
+    dice = [c["dice"] for c in cases]
+    candidates = {}
+    for kind in CASE_SCORES:
+        scores = [case_score(c.get("estimated_dice"), c.get("sample_agreement"),
+                             c.get("lesion_fraction_at_brain_edge"), kind) for c in cases]
+        if any(v is None for v in scores):
+            continue
+        missed = [v for v, d, k in zip(scores, dice, caught) if d < MISSED_FAILURE_DICE and not k]
+        if missed:
+            below = [v for v in scores if v < min(missed)]
+            threshold = (min(missed) + max(below)) / 2 if below else None  # None: only flagging everything helps
+        else:
+            threshold = max(scores)  # nothing to catch: flag no case on the score alone
+        failures = [d < FAILURE_DICE for d in dice]
+        auroc = None
+        if 0 < sum(failures) < len(failures):
+            auroc = float(compute_roc_auc(torch.tensor(scores), torch.tensor(failures, dtype=torch.float)))
+        flagged = [k or (threshold is None) or v > threshold for v, k in zip(scores, caught)]
+        candidates[kind] = {
+            "aurc": round(aurc(scores, dice), 4), "failure_auroc": None if auroc is None else round(auroc, 4),
+            "max_case_uncertainty": None if threshold is None else round(threshold, 4),
+            "coverage": round(1 - sum(flagged) / len(flagged), 4),
+            "flagged_successes": sum(f and d >= FAILURE_DICE for f, d in zip(flagged, dice)),
+            "unflagged_failures": sum(not f and d < MISSED_FAILURE_DICE for f, d in zip(flagged, dice)),
+        }
+    best = min(candidates[k]["aurc"] for k in candidates)
+    chosen = next(k for k in CASE_SCORES if k in candidates and candidates[k]["aurc"] <= best + tie)
+    return {"chosen": chosen, "candidates": candidates, "cases": len(cases), "caught_by_the_rest": sum(caught)}
+
+
 CURVES = (("ms", "dice", "#c00"), ("ms", "lesion_f1", "#f80"), ("glioma", "dice", "#06c"))
 
 
@@ -272,8 +324,9 @@ def crossval(
     overrides: str = "",
     until: int = 0,
 ) -> dict | None:
-    """``train`` the folds (resumable), ``score`` their pooled out-of-fold predictions, ``all`` (both), or draw the
-    ``curve`` (score and curve also write OUTPUT_DIR/learning_curve.json and .svg from every scored snapshot).
+    """``train`` the folds (resumable), ``score`` their pooled out-of-fold predictions, ``all`` (both), draw the
+    ``curve`` (score and curve also write OUTPUT_DIR/learning_curve.json and .svg from every scored snapshot), or
+    fit the review ``rule`` on a scored snapshot (``fit_review_rule``; OUTPUT_DIR/score_<N>/review_rule.json).
 
     ``--folds 2`` or ``--folds "[0,1]"``: only those folds; ``--folds all``: train on every case (the shipped
     weights, ``OUTPUT_DIR/fold_all``). ``--overrides "--max_epochs 10"``: training config
@@ -282,8 +335,8 @@ def crossval(
     ``--samples``/``--steps`` 0: the inference config's N and K. ``--model baseline``: the deterministic U-Net
     baseline on the same folds, data and augmentation (``MODELS``); ``--output_dir`` defaults to the model's.
     """
-    if stage not in ("train", "score", "all", "curve"):
-        raise SystemExit(f"error: stage must be train, score, all or curve, got {stage!r}")
+    if stage not in ("train", "score", "all", "curve", "rule"):
+        raise SystemExit(f"error: stage must be train, score, all, curve or rule, got {stage!r}")
     if model not in MODELS:
         raise SystemExit(f"error: model must be one of {sorted(MODELS)}, got {model!r}")
     preset = MODELS[model]
@@ -294,6 +347,20 @@ def crossval(
     if stage in ("train", "all"):
         train_folds(cases, output_dir, bundle_root, folds, ms_repeats, preset["train"], overrides, until)
     result = None
+    if stage == "rule":
+        points = learning_curve(output_dir)
+        if not points:
+            raise SystemExit(f"error: no scored snapshot in {output_dir}")
+        n = iterations or points[-1]["iterations"]
+        with open(os.path.join(output_dir, f"score_{n}", "metrics.json")) as f:
+            scored = json.load(f)["cases"]
+        config = read_config(bundle_root, [os.path.join(bundle_root, p) for p in preset["infer"]])
+        keys = ("max_lesion_uncertainty", "lesion_volume_range_ml", "brain_volume_range_ml")
+        result = fit_review_rule(scored, {k: config[k] for k in keys})
+        result["iterations"] = n
+        write_json_atomic(os.path.join(output_dir, f"score_{n}", "review_rule.json"), result)
+        print(json.dumps(result, indent=1))
+        return result
     if stage in ("score", "all"):
         result = score_folds(cases, output_dir, bundle_root, iterations, folds, samples, steps, preset["infer"],
                              preset["infer_overrides"])

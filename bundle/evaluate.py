@@ -49,8 +49,8 @@ from bundle.report import case_uncertainty_score, write_json_atomic
 
 FAILURE_DICE = 0.5
 MISSED_FAILURE_DICE = 0.3  # a case below this Dice must be flagged for review
-REPORT_SIGNALS = ("review_required", "uncertainty_score", "estimated_dice", "sample_agreement", "lesion_fraction_at_brain_edge",
-                  "brain_volume_ml")
+REPORT_SIGNALS = ("review_required", "uncertainty_score", "estimated_dice", "sample_agreement",
+                  "lesion_fraction_at_brain_edge", "brain_volume_ml", "mean_uncertainty_in_lesions")
 METRICS = ("dice", "hd95", "lesion_f1", "avd_ml", "ece")
 
 

@@ -108,3 +108,26 @@ def test_learning_curve_reads_every_scored_snapshot(tmp_path):
     assert [p["iterations"] for p in points] == [2000, 4000] and points[1]["ms"]["dice"] == 0.5
     svg = learning_curve_svg(points, "t")
     assert svg.startswith("<svg") and svg.count("<polyline") == 3 and ">4000<" in svg
+
+
+def test_review_rule_is_fitted_so_that_no_dice_below_0_3_goes_unflagged():
+    from bundle.crossval import fit_review_rule
+
+    config = {"max_lesion_uncertainty": 0.25, "lesion_volume_range_ml": [0.5, 300.0],
+              "brain_volume_range_ml": [800.0, 2400.0]}
+    row = lambda dice, est, agree, vol=10.0: {  # noqa: E731
+        "dice": dice, "estimated_dice": est, "sample_agreement": agree, "lesion_fraction_at_brain_edge": 0.0,
+        "predicted_volume_ml": vol, "brain_volume_ml": 1400.0, "mean_uncertainty_in_lesions": 0.05}
+    cases = [row(0.9, 0.95, 0.97), row(0.85, 0.9, 0.95), row(0.7, 0.8, 0.9), row(0.6, 0.85, 0.6),
+             row(0.9, 0.7, 0.95),  # a good mask whose samples agree, though its probabilities are soft
+             row(0.2, 0.75, 0.5),  # a failure the estimated Dice hardly sees, the sample agreement does
+             row(0.0, 1.0, 1.0, vol=0.0)]  # nothing found: only the lesion-load part of the rule catches it
+    rule = fit_review_rule(cases, config)
+    assert rule["caught_by_the_rest"] == 1
+    for kind, fitted in rule["candidates"].items():
+        assert fitted["unflagged_failures"] == 0, kind
+    agreement = rule["candidates"]["sample_agreement"]
+    assert agreement["max_case_uncertainty"] == pytest.approx((0.5 + 0.4) / 2)  # between 1 - 0.5 and 1 - 0.6
+    assert rule["chosen"] == "sample_agreement" and agreement["aurc"] < rule["candidates"]["estimated_dice"]["aurc"]
+    # the estimated Dice must flag everything from 0.25 up: two more successes flagged than the sample agreement
+    assert rule["candidates"]["estimated_dice"]["flagged_successes"] > agreement["flagged_successes"]
