@@ -42,8 +42,9 @@ def check_checkpoint(path: str, network: torch.nn.Module, key: str | None = None
     return path
 
 
-def checked_state(path: str, network: torch.nn.Module, key: str | None = None) -> dict:
-    """The state dict in ``path`` (``state[key]`` if ``key``), read once and checked as ``check_checkpoint`` says."""
+def checked_state(path: str, network: torch.nn.Module, key: str | None = None, missing_ok: str = "") -> dict:
+    """The state dict in ``path`` (``state[key]`` if ``key``), read once and checked as ``check_checkpoint`` says;
+    parameters of ``network`` whose names start with ``missing_ok`` (e.g. "coarse_head") may be absent."""
     if not os.path.isfile(path):
         raise SystemExit(f"error: {path}: checkpoint not found")
     try:
@@ -57,7 +58,7 @@ def checked_state(path: str, network: torch.nn.Module, key: str | None = None) -
     if not isinstance(state, dict):
         raise SystemExit(f"error: {path}: checkpoint holds {type(state).__name__}, expected a state dict")
     expected = network.state_dict()
-    missing = sorted(set(expected) - set(state))
+    missing = sorted(k for k in set(expected) - set(state) if not (missing_ok and k.startswith(missing_ok)))
     unexpected = sorted(set(state) - set(expected))
     shapes = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
     if missing or unexpected or shapes:

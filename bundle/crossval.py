@@ -47,6 +47,29 @@ MODELS = {
         "infer_overrides": {"intensity_method": "mode"},  # trained with configs/train.yaml's scale
         "output_dir": "runs/cv_baseline",
     },
+    # the coarse-to-fine candidate: a coarse head trained on each fold's diffusion weights (``--base_iterations``),
+    # the diffusion sampled only in its region of interest
+    "hybrid": {
+        "train": ("configs/train.yaml", "configs/crossval_train.yaml", "configs/coarse_head.yaml"),
+        "infer": ("configs/inference.yaml",),
+        "infer_overrides": {"network_def#coarse_head": True, "roi_threshold": 0.1, "roi_margin": 4},
+        "output_dir": "runs/cv_hybrid",
+        "init_from": "diffusion",
+    },
+    # the same weights' coarse head alone, deterministic (scored into OUTPUT_DIR/coarse_score_<N>)
+    "coarse": {
+        "train": ("configs/train.yaml", "configs/crossval_train.yaml", "configs/coarse_head.yaml"),
+        "infer": ("configs/inference.yaml",),
+        "infer_overrides": {
+            "network_def#coarse_head": True, "num_samples": 1, "num_steps": 0,
+            "inferer": {"_target_": "bundle.inferer.CoarseHeadInferer", "context_slices": "@context_slices",
+                        "slice_batch_size": "@slice_batch_size", "tile_size": "@tile_size",
+                        "mirror": "$bundle.flags.as_bool(@mirror, 'mirror')"},
+        },
+        "output_dir": "runs/cv_hybrid",
+        "init_from": "diffusion",
+        "score_prefix": "coarse_score",
+    },
 }
 KINDS = ("ms", "glioma")
 ALL = "all"  # the "fold" trained on every case
@@ -102,6 +125,14 @@ def newest_state(fold_dir: str) -> str:
     return max(states, key=state_epoch) if states else ""
 
 
+def newest_common_snapshot(output_dir: str, folds: list) -> int:
+    """The largest iteration count at which every fold of ``folds`` in ``output_dir`` has a weight snapshot."""
+    common = set.intersection(*[set(snapshots(os.path.join(output_dir, f"fold_{k}"))) for k in folds])
+    if not common:
+        raise SystemExit(f"error: no weight snapshot common to folds {folds} in {output_dir}")
+    return max(common)
+
+
 def folds_of(cases: list[dict], folds) -> list:
     """The folds to work on: ``folds`` (a fold number, a list of them, or "all": the model trained on every case)
     or, when not given, every cross-validation fold."""
@@ -121,9 +152,10 @@ def folds_of(cases: list[dict], folds) -> list:
 
 def train_folds(cases: list[dict], output_dir: str, bundle_root: str, folds=None, ms_repeats: int = 3,
                 config_file: list[str] | tuple[str, ...] = MODELS["diffusion"]["train"], overrides: str = "",
-                until: int = 0) -> None:
+                until: int = 0, init_dir: str = "", init_iterations: int = 0) -> None:
     """Train (or resume) each fold in its own process, up to ``until`` iterations (0: the config's whole run);
-    ``overrides``: extra ``--key value`` flags for the config."""
+    ``overrides``: extra ``--key value`` flags for the config; ``init_dir``: start each fold from the same fold's
+    weight snapshot at ``init_iterations`` there (``--init_weights``)."""
     configs = [f if os.path.isabs(f) else os.path.join(bundle_root, f) for f in config_file]
     epoch_length = int(read_config(bundle_root, configs)["epoch_length"])
     if until % epoch_length:
@@ -142,6 +174,11 @@ def train_folds(cases: list[dict], output_dir: str, bundle_root: str, folds=None
                    "--ckpt_dir", fold_dir]
         if state:
             command += ["--resume_from", state]
+        if init_dir:
+            init = snapshots(os.path.join(init_dir, f"fold_{fold}")).get(init_iterations)
+            if init is None:
+                raise SystemExit(f"error: {init_dir}/fold_{fold} has no weight snapshot at {init_iterations} iterations")
+            command += ["--init_weights", init]
         command += ["--stop_after_epoch", str(until // epoch_length)] + overrides.split()
         print(f"fold {fold}: {'resuming from ' + os.path.basename(state) if state else 'training'} -> {fold_dir}",
               flush=True)
@@ -162,7 +199,7 @@ def pooled_summary(results: list[dict]) -> dict:
 
 def score_folds(cases: list[dict], output_dir: str, bundle_root: str, iterations: int = 0, folds=None,
                 samples: int = 0, steps: int = 0, config_file=MODELS["diffusion"]["infer"],
-                infer_overrides: dict | None = None) -> dict:
+                infer_overrides: dict | None = None, score_prefix: str = "score") -> dict:
     """Segment each fold's held-out cases with its snapshot and pool the scores (module docstring);
     ``infer_overrides``: inference config keys to set (written to ``score_<N>/overrides.yaml``, merged last)."""
     from bundle.evaluate import evaluate
@@ -170,12 +207,8 @@ def score_folds(cases: list[dict], output_dir: str, bundle_root: str, iterations
     chosen = folds_of(cases, folds)
     if ALL in chosen:
         raise SystemExit("error: the model trained on every case has no held-out cases to score")
-    if not iterations:
-        common = set.intersection(*[set(snapshots(os.path.join(output_dir, f"fold_{k}"))) for k in chosen])
-        if not common:
-            raise SystemExit(f"error: no weight snapshot common to folds {chosen} in {output_dir}")
-        iterations = max(common)
-    score_dir = os.path.join(output_dir, f"score_{iterations}")
+    iterations = iterations or newest_common_snapshot(output_dir, chosen)
+    score_dir = os.path.join(output_dir, f"{score_prefix}_{iterations}")
     config_file = list(config_file)
     if infer_overrides:
         os.makedirs(score_dir, exist_ok=True)
@@ -323,6 +356,7 @@ def crossval(
     steps: int = 0,
     overrides: str = "",
     until: int = 0,
+    base_iterations: int = 0,
 ) -> dict | None:
     """``train`` the folds (resumable), ``score`` their pooled out-of-fold predictions, ``all`` (both), draw the
     ``curve`` (score and curve also write OUTPUT_DIR/learning_curve.json and .svg from every scored snapshot), or
@@ -333,7 +367,9 @@ def crossval(
     flags. ``--until N``: train each fold only up to N iterations (all folds advance in turn; run again with a
     larger N to go on). ``--iterations N``: score the snapshot at N iterations (0: the newest all folds have).
     ``--samples``/``--steps`` 0: the inference config's N and K. ``--model baseline``: the deterministic U-Net
-    baseline on the same folds, data and augmentation (``MODELS``); ``--output_dir`` defaults to the model's.
+    baseline on the same folds, data and augmentation; ``--model hybrid``: a coarse head trained on each fold's
+    diffusion snapshot at ``--base_iterations`` (0: the newest all folds have), the diffusion sampled only in its
+    region of interest; ``--model coarse``: that head alone (``MODELS``); ``--output_dir`` defaults to the model's.
     """
     if stage not in ("train", "score", "all", "curve", "rule"):
         raise SystemExit(f"error: stage must be train, score, all, curve or rule, got {stage!r}")
@@ -345,7 +381,12 @@ def crossval(
     cases = read_folds(folds_file)
     output_dir = os.path.abspath(output_dir or os.path.join(bundle_root, preset["output_dir"]))
     if stage in ("train", "all"):
-        train_folds(cases, output_dir, bundle_root, folds, ms_repeats, preset["train"], overrides, until)
+        init_dir, init_iterations = "", 0
+        if preset.get("init_from"):
+            init_dir = os.path.join(bundle_root, MODELS[preset["init_from"]]["output_dir"])
+            init_iterations = base_iterations or newest_common_snapshot(init_dir, folds_of(cases, folds))
+        train_folds(cases, output_dir, bundle_root, folds, ms_repeats, preset["train"], overrides, until,
+                    init_dir, init_iterations)
     result = None
     if stage == "rule":
         points = learning_curve(output_dir)
@@ -363,7 +404,7 @@ def crossval(
         return result
     if stage in ("score", "all"):
         result = score_folds(cases, output_dir, bundle_root, iterations, folds, samples, steps, preset["infer"],
-                             preset["infer_overrides"])
+                             preset["infer_overrides"], preset.get("score_prefix", "score"))
     points = learning_curve(output_dir)
     if points and stage != "train":
         write_json_atomic(os.path.join(output_dir, "learning_curve.json"), points)

@@ -19,6 +19,13 @@ With mirroring (``mirror``), the odd-numbered samples see the left-right mirrore
 masks are mirrored back, s_n = M(s_n') (M = flip of the first in-plane axis, R-L after ``Orientationd`` RAS; M M = I),
 so the N samples average over both views at the same denoiser cost; f^I runs once per view.
 
+With a coarse head on the network (``bundle.network``, ``coarse_head``) and ``roi_threshold`` c > 0, the diffusion
+runs only where the head sees candidates: per slice (or tile) the region of interest is
+
+    R = dilate({v : sigmoid(h(f^I(x)))(v) > c}, m pixels)        (m = ``roi_margin``, a square neighbourhood)
+
+slices and tiles with an empty R are not sampled at all (p = sigma = 0), and p and sigma are 0 outside R.
+
 With ``experts`` (other networks of the same interface), every network e = 1..E is sampled alike (same noise) and
 the outputs are combined voxel by voxel (``combine_networks``), either as the union of the networks' masks
 (``"union"``, docs/results.md, stage 23), keeping the network that sees the highest probability,
@@ -206,6 +213,7 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         tile_size, tile_overlap: sample in tiles of the training patch size (see ``TissueSliceInferer``).
         experts: further networks sampled alike, combined as ``expert_combination`` says, "union" or "pool"
             (``combine_networks``, module docstring).
+        roi_threshold, roi_margin: sample only in the coarse head's region of interest (module docstring); 0: off.
     """
 
     def __init__(
@@ -227,11 +235,16 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         tile_overlap: float = 0.25,
         experts: Sequence[torch.nn.Module] = (),
         expert_combination: str = "union",
+        roi_threshold: float = 0.0,
+        roi_margin: int = 4,
     ) -> None:
         super().__init__(
             context_slices, slice_batch_size, tissue_threshold, min_tissue_fraction, seed, channels_last, precision,
             tile_size, tile_overlap, experts, expert_combination,
         )
+        if not 0 <= roi_threshold < 1 or roi_margin < 0:
+            raise ValueError(f"roi_threshold must be in [0, 1) and roi_margin >= 0, got {roi_threshold}, {roi_margin}")
+        self.roi_threshold, self.roi_margin = roi_threshold, roi_margin
         if num_samples < 1 or num_inference_steps < 1:
             raise ValueError(f"num_samples ({num_samples}) and num_inference_steps ({num_inference_steps}) must be >= 1")
         if not 0 <= stop_tolerance < 0.5:
@@ -247,10 +260,30 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         self.scheduler.set_timesteps(self.num_inference_steps, device=device)
 
     def predict(self, stacks: torch.Tensor, network: torch.nn.Module, generator: torch.Generator) -> torch.Tensor:
-        """DDIM-sample N soft masks per slice stack (S, C', H, W); returns (S, 2, H, W): mean and spread."""
+        """DDIM-sample N soft masks per slice stack (S, C', H, W); returns (S, 2, H, W): mean and spread; with
+        ``roi_threshold`` only in the coarse head's region of interest (module docstring)."""
+        features = network.encode_image(stacks)
+        if not self.roi_threshold:
+            return self._sample(stacks, features, network, generator)
+        roi = self.region_of_interest(network, features)
+        output = torch.zeros((stacks.shape[0], 2, *stacks.shape[-2:]), device=stacks.device)
+        keep = roi.flatten(1).any(dim=1)
+        if keep.any():
+            output[keep] = self._sample(stacks[keep], features[keep], network, generator) * roi[keep]
+        return output
+
+    def region_of_interest(self, network: torch.nn.Module, features: torch.Tensor) -> torch.Tensor:
+        """R of the module docstring, (S, 1, H, W) float 0/1, from the coarse head on the features F_I."""
+        candidates = (torch.sigmoid(network.coarse_logits(features).float()) > self.roi_threshold).float()
+        size = 2 * self.roi_margin + 1
+        return torch.nn.functional.max_pool2d(candidates, size, stride=1, padding=self.roi_margin)
+
+    def _sample(self, stacks: torch.Tensor, features: torch.Tensor, network: torch.nn.Module,
+                generator: torch.Generator) -> torch.Tensor:
+        """The DDIM loop of ``predict`` on slice stacks (S, C', H, W) with their features F_I."""
         n, (s, _, h, w) = self.num_samples, stacks.shape
         x = self._layout(torch.randn((s * n, 1, h, w), generator=generator, device=stacks.device))
-        features = self._features(stacks, network, n)  # f^I once per view, reused for all steps and samples
+        features = self._features(stacks, features, network, n)  # per view, reused for all steps and samples
         soft = torch.empty((s, n, h, w), device=stacks.device)  # final estimates, per slice
         active = torch.arange(s, device=stacks.device)  # slices still being denoised
         # never after the last step; never with one sample, which has no other to agree with
@@ -275,9 +308,11 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         soft[active] = self._soft(x0, n)
         return self._mean_and_spread(soft)
 
-    def _features(self, stacks: torch.Tensor, network: torch.nn.Module, n: int) -> torch.Tensor:
-        """f^I of each slice stack repeated for its N samples, (S * N, F, h, w); odd samples get the mirrored view's."""
-        features = network.encode_image(stacks)
+    def _features(
+        self, stacks: torch.Tensor, features: torch.Tensor, network: torch.nn.Module, n: int
+    ) -> torch.Tensor:
+        """F_I = f^I of each slice stack (``features``) repeated for its N samples, (S * N, F, h, w); odd samples get
+        the mirrored view's."""
         if not self.mirror or n < 2:
             return features.repeat_interleave(n, dim=0)
         mirrored = network.encode_image(self._layout(stacks.flip(-2)))
@@ -319,4 +354,22 @@ class SliceStackInferer(TissueSliceInferer):
         prob = torch.sigmoid(network(stacks).float())
         if self.mirror:
             prob = (prob + torch.sigmoid(network(self._layout(stacks.flip(-2))).float()).flip(-2)) / 2
+        return torch.cat([prob, torch.zeros_like(prob)], dim=1)
+
+
+class CoarseHeadInferer(TissueSliceInferer):
+    """The coarse head alone, deterministic: p = sigmoid(h(f^I(x))), uncertainty 0 (same layout as the others).
+
+    With ``mirror`` p is the mean over the slices as given and mirrored back from the mirrored slices.
+    """
+
+    def __init__(self, *args, mirror: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.mirror = mirror
+
+    def predict(self, stacks: torch.Tensor, network: torch.nn.Module, generator: torch.Generator) -> torch.Tensor:
+        prob = torch.sigmoid(network.coarse_logits(network.encode_image(stacks)).float())
+        if self.mirror:
+            mirrored = network.coarse_logits(network.encode_image(self._layout(stacks.flip(-2))))
+            prob = (prob + torch.sigmoid(mirrored.float()).flip(-2)) / 2
         return torch.cat([prob, torch.zeros_like(prob)], dim=1)

@@ -10,6 +10,10 @@ Three parts, all 2D (axial slices; the image condition carries neighbouring slic
 Training adds the discrepancy loss ``lambda * ||f^I(x) - f^S(y)||^2`` (see ``bundle.losses``) so the image
 features are pulled toward a representation of the true mask. At inference f^I runs once per slice stack and its
 features are reused for every DDIM step and every sample (``encode_image`` then repeated ``denoise``).
+
+Optional coarse head (``coarse_head``): a 1 x 1 convolution on F_I giving a deterministic lesion logit per pixel,
+``coarse_logits(F_I)``, trained with a Dice + cross-entropy term; the sampler can then run the diffusion only where
+that coarse map has candidates (``bundle.inferer.DiffusionEnsembleInferer``, ``roi_threshold``).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class DiscrepancyDiffusionSegNet(nn.Module):
         norm_num_groups: group-norm groups of the denoiser.
         encoder_norm: normalisation of the encoders' U-Net ("instance", as the shipped weights, or "batch", which
             fixed the deterministic baseline: docs/results.md).
+        coarse_head: add the coarse head (module docstring).
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class DiscrepancyDiffusionSegNet(nn.Module):
         num_res_blocks: int = 1,
         norm_num_groups: int = 16,
         encoder_norm: str = "instance",
+        coarse_head: bool = False,
     ) -> None:
         super().__init__()
         self.image_channels = image_channels
@@ -81,10 +87,17 @@ class DiscrepancyDiffusionSegNet(nn.Module):
             norm_num_groups=norm_num_groups,
             num_head_channels=denoiser_channels[-1] // 4,
         )
+        self.coarse_head = nn.Conv2d(feature_channels, 1, kernel_size=1) if coarse_head else None
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """F_I = f^I(x); ``image`` is (B, image_channels * (2r + 1), H, W)."""
         return self.image_encoder(image)
+
+    def coarse_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Deterministic lesion logits (B, 1, H, W) of the coarse head from F_I; needs ``coarse_head``."""
+        if self.coarse_head is None:
+            raise ValueError("this network has no coarse head (coarse_head: false)")
+        return self.coarse_head(features)
 
     def encode_mask(self, mask: torch.Tensor) -> torch.Tensor:
         """F_S = f^S(y); ``mask`` is (B, 1, H, W) in [-1, 1]."""
@@ -99,10 +112,13 @@ class DiscrepancyDiffusionSegNet(nn.Module):
     ):
         """One denoising call ``denoise(x_t, t, f^I(image))``.
 
-        With ``mask`` (training) returns ``(prediction, F_I, F_S)`` so the loss can add the discrepancy term.
+        With ``mask`` (training) returns ``(prediction, F_I, F_S)`` so the loss can add the discrepancy term, and with
+        a coarse head ``(prediction, F_I, F_S, coarse logits)``.
         """
         features = self.encode_image(image)
         prediction = self.denoise(x_t, timesteps, features)
         if mask is None:
             return prediction
-        return prediction, features, self.encode_mask(mask)
+        if self.coarse_head is None:
+            return prediction, features, self.encode_mask(mask)
+        return prediction, features, self.encode_mask(mask), self.coarse_logits(features)

@@ -131,3 +131,42 @@ def test_review_rule_is_fitted_so_that_no_dice_below_0_3_goes_unflagged():
     assert rule["chosen"] == "sample_agreement" and agreement["aurc"] < rule["candidates"]["estimated_dice"]["aurc"]
     # the estimated Dice must flag everything from 0.25 up: two more successes flagged than the sample agreement
     assert rule["candidates"]["estimated_dice"]["flagged_successes"] > agreement["flagged_successes"]
+
+
+def test_hybrid_folds_start_from_the_same_folds_diffusion_snapshot(tmp_path, cases, monkeypatch):
+    import bundle.crossval as cv
+
+    base = tmp_path / "cv"
+    for fold in range(4):
+        (base / f"fold_{fold}").mkdir(parents=True)
+        for n in (2000, 4000):
+            (base / f"fold_{fold}" / f"net_model_iteration={n}.pt").write_bytes(b"")
+    (base / "fold_3" / "net_model_iteration=4000.pt").unlink()  # fold 3 is behind
+    commands = []
+    monkeypatch.setattr(cv.subprocess, "run", lambda command, check: commands.append(command))
+    assert cv.newest_common_snapshot(str(base), [0, 1, 2, 3]) == 2000
+    cv.train_folds(cases, str(tmp_path / "hybrid"), str(BUNDLE_ROOT), folds=[1, 3],
+                   config_file=cv.MODELS["hybrid"]["train"], until=500, init_dir=str(base), init_iterations=2000)
+    assert len(commands) == 2
+    for fold, command in zip((1, 3), commands):
+        assert command[command.index("--init_weights") + 1] == str(base / f"fold_{fold}" / "net_model_iteration=2000.pt")
+        assert command[command.index("--stop_after_epoch") + 1] == "2"  # 500 iterations of 250
+    with pytest.raises(SystemExit, match="no weight snapshot at 4000"):
+        cv.train_folds(cases, str(tmp_path / "hybrid2"), str(BUNDLE_ROOT), folds=[3],
+                       config_file=cv.MODELS["hybrid"]["train"], init_dir=str(base), init_iterations=4000)
+
+
+@pytest.mark.parametrize("model, inferer", [("hybrid", "DiffusionEnsembleInferer"), ("coarse", "CoarseHeadInferer")])
+def test_hybrid_and_coarse_inference_overrides_build(model, inferer):
+    from bundle.crossval import MODELS
+    from bundle.evaluate import read_config
+
+    parser = read_config(str(BUNDLE_ROOT), list(MODELS[model]["infer"]))
+    parser["bundle_root"] = str(BUNDLE_ROOT)
+    for key, value in MODELS[model]["infer_overrides"].items():
+        parser[key] = value
+    built = parser.get_parsed_content("inferer")
+    assert type(built).__name__ == inferer
+    assert parser.get_parsed_content("network").coarse_head is not None
+    if model == "hybrid":
+        assert built.roi_threshold == 0.1 and built.roi_margin == 4

@@ -334,3 +334,52 @@ def test_experts_pooled_average_the_networks_and_keep_their_disagreement(volume)
     torch.testing.assert_close(itself, noisy)
     with pytest.raises(ValueError, match="expert_combination"):
         make_inferer(expert_combination="mean")
+
+
+class CoarseEchoNet(NoisyEchoNet):
+    """NoisyEchoNet with a coarse head that sees candidates where the first image channel exceeds ``level``; counts
+    the denoised masks."""
+
+    def __init__(self, level: float) -> None:
+        super().__init__()
+        self.level, self.denoised = level, 0
+
+    def encode_image(self, image):
+        return image[:, image.shape[1] // 2 :][:, :1]  # the slice itself, not a neighbour
+
+    def coarse_logits(self, features):
+        return 50.0 * (features - self.level)
+
+    def denoise(self, x_t, timesteps, features):
+        self.denoised += x_t.shape[0]
+        return super().denoise(x_t, timesteps, features)
+
+
+def test_region_of_interest_bounds_the_sampling_and_skips_slices_without_candidates():
+    volume = torch.zeros(1, 1, 32, 32, 4)
+    volume[..., :3] = 0.5  # tissue on slices 0-2
+    volume[0, 0, 10:14, 10:14, 1] = 1.5  # a bright spot on slice 1 only
+    net = CoarseEchoNet(level=1.0)
+    out = make_inferer(roi_threshold=0.5, roi_margin=2)(volume, net)
+    roi = torch.zeros(32, 32, 4, dtype=torch.bool)
+    roi[8:16, 8:16, 1] = True  # the spot dilated by 2 pixels
+    assert (out[0, :, ~roi] == 0).all() and (out[0, 0, roi] > 0).any()
+    assert net.denoised == 3 * 3  # one slice sampled (N = 3, K = 3), not three
+    everywhere = CoarseEchoNet(level=1.0)
+    make_inferer()(volume, everywhere)
+    assert everywhere.denoised == 3 * 3 * 3
+    # no candidates anywhere: nothing sampled, all zero
+    none = CoarseEchoNet(level=9.0)
+    assert not make_inferer(roi_threshold=0.5)(volume, none).any() and none.denoised == 0
+    with pytest.raises(ValueError, match="roi_threshold"):
+        make_inferer(roi_threshold=1.5)
+
+
+def test_coarse_head_inferer_is_the_sigmoid_of_the_head(volume):
+    from bundle.inferer import CoarseHeadInferer
+
+    net = CoarseEchoNet(level=1.0)
+    out = CoarseHeadInferer()(volume, net)
+    stacks = volume[0, :, :, :, :6]
+    expected = torch.sigmoid(50.0 * (stacks[0] - 1.0))
+    assert torch.allclose(out[0, 0, :, :, :6], expected, atol=1e-6) and not out[0, 1].any()

@@ -66,3 +66,35 @@ def test_training_config_passes_both_weights_to_the_loss():
     parser["discrepancy_weight"] = 0.2
     built = parser.get_parsed_content("loss", lazy=False)
     assert (built.dice_weight, built.discrepancy_weight) == (1.5, 0.2)
+
+
+def test_coarse_head_term_is_dice_ce_on_the_mask():
+    from monai.losses import DiceCELoss
+
+    torch.manual_seed(0)
+    mask = (torch.rand(4, 1, 8, 8) > 0.7).float()
+    target = 2 * mask - 1
+    prediction, features = torch.randn(4, 1, 8, 8), torch.randn(4, 2, 8, 8)
+    logits = torch.randn(4, 1, 8, 8)
+    base = DiscrepancyDiffusionLoss(discrepancy_weight=0.1)((prediction, features, features), target)
+    full = DiscrepancyDiffusionLoss(discrepancy_weight=0.1, coarse_weight=0.5)(
+        (prediction, features, features, logits), target)
+    expected = base + 0.5 * DiceCELoss(sigmoid=True, batch=True)(logits, mask)
+    assert full.item() == pytest.approx(expected.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="x0-prediction"):
+        DiscrepancyDiffusionLoss()((prediction, features, features, logits), torch.randn(4, 1, 8, 8))
+
+
+def test_network_with_a_coarse_head_returns_its_logits_in_training():
+    from bundle.network import DiscrepancyDiffusionSegNet
+
+    net = DiscrepancyDiffusionSegNet(coarse_head=True, encoder_channels=(8, 16), denoiser_channels=(8, 16),
+                                     attention_levels=(False, False), norm_num_groups=8, feature_channels=4)
+    image, x_t = torch.randn(2, 3, 16, 16), torch.randn(2, 1, 16, 16)
+    out = net(x_t, torch.tensor([3, 5]), image, mask=torch.ones(2, 1, 16, 16))
+    assert len(out) == 4 and out[3].shape == (2, 1, 16, 16)
+    plain = DiscrepancyDiffusionSegNet(encoder_channels=(8, 16), denoiser_channels=(8, 16),
+                                       attention_levels=(False, False), norm_num_groups=8, feature_channels=4)
+    assert len(plain(x_t, torch.tensor([3, 5]), image, mask=torch.ones(2, 1, 16, 16))) == 3
+    with pytest.raises(ValueError, match="no coarse head"):
+        plain.coarse_logits(torch.randn(1, 4, 16, 16))
