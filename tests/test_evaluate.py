@@ -55,7 +55,8 @@ def test_evaluate_real_case_with_label_in_another_orientation(tmp_path):
     out = tmp_path / "eval"
     run_bundle("bundle", "evaluate", "--datalist", str(datalist), "--output_dir", str(out), "--samples", "2", "--steps", "2")
     result = json.loads((out / "metrics.json").read_text())
-    assert set(result["mean"]) == {"dice", "hd95", "lesion_f1", "avd_ml", "ece", "failure_auroc"}
+    assert set(result["mean"]) == {"dice", "hd95", "lesion_f1", "avd_ml", "ece", "failure_auroc", "aurc",
+                                   "unflagged_failures"}
     (case,) = result["cases"]
     assert case["id"] == "BRATS_472_flair"
     seg = np.asarray(nib.load(out / "BRATS_472_flair_seg.nii.gz").dataobj) > 0

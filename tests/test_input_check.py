@@ -117,8 +117,9 @@ def test_outputs_appear_only_complete_and_skip_existing_reruns_nothing(tmp_path)
             "--num_samples", "1", "--num_steps", "1"]
     run_bundle(*args)
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["BRATS_474_flair_report.json", "BRATS_474_flair_review.png", "BRATS_474_flair_seg.nii.gz",
-                     "BRATS_474_flair_uncertainty.nii.gz", "failures.json"]  # staging folder removed
+    assert names == ["BRATS_474_flair_brain.nii.gz", "BRATS_474_flair_report.json", "BRATS_474_flair_review.png",
+                     "BRATS_474_flair_seg.nii.gz", "BRATS_474_flair_uncertainty.nii.gz",
+                     "failures.json"]  # staging folder removed
     stamp = (out / "BRATS_474_flair_seg.nii.gz").stat().st_mtime_ns
     run_bundle(*args, "--skip_existing", "true")
     assert (out / "BRATS_474_flair_seg.nii.gz").stat().st_mtime_ns == stamp

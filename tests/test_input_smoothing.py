@@ -1,5 +1,5 @@
-"""Test-time input smoothing (`input_smoothing_sigma` in configs/inference.yaml): 0.5 voxel by default since 0.7.0
-(docs/results.md, stage 13), per axis, and sigma 0 leaves the input untouched."""
+"""Test-time input smoothing (`input_smoothing_sigma` in configs/inference.yaml): 0.5 voxel by default, per axis,
+and sigma 0 leaves the input untouched."""
 
 from __future__ import annotations
 
@@ -44,7 +44,10 @@ def test_through_plane_sigma_smooths_only_across_slices(noise_scan):
     inner = (slice(4, -4),) * 3  # away from the zero padding at the volume's faces
 
     def preprocessed(sigma):
-        transform = inference_preprocessing(input_smoothing_sigma=sigma, bias_field_correction=False)
+        # no brain extraction: deepbet would cut a "brain" out of the noise
+        transform = inference_preprocessing(
+            input_smoothing_sigma=sigma, bias_field_correction=False, skull_strip=False
+        )
         return transform({"image": noise_scan})["image"][0].numpy()[inner]
 
     x, off = preprocessed([0.0, 0.0, 1.0]), preprocessed([0.0, 0.0, 0.0])
