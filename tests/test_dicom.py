@@ -49,6 +49,10 @@ def test_real_series_mask_lands_on_the_anatomy(tmp_path):
     mask = np.asarray(seg.dataobj) > 0
     head = volume.numpy() > np.percentile(volume.numpy(), 50)
     assert mask.any() and (mask & head).sum() / mask.sum() > 0.95  # what is segmented is tissue, not air
+    # the skull-on head went through brain extraction: a brain-sized mask, and nothing marked outside it
+    brain = np.asarray(nib.load(out / "t1_sag_hfs_brain.nii.gz").dataobj) > 0
+    voxel_ml = abs(np.linalg.det(seg.affine[:3, :3])) / 1000
+    assert 900 < brain.sum() * voxel_ml < 2000 and not (mask & ~brain).any()
     report = json.loads((out / "t1_sag_hfs_report.json").read_text())
     assert report["input"].endswith("t1_sag_hfs")
     # a T1 series: the FLAIR model marks fat and scalp, so the report flags it whatever the samples agree on
