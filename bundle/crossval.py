@@ -220,7 +220,8 @@ def score_folds(cases: list[dict], output_dir: str, bundle_root: str, iterations
         ckpt = snapshots(fold_dir).get(iterations)
         if ckpt is None:
             raise SystemExit(f"error: {fold_dir} has no weight snapshot at {iterations} iterations")
-        datalist = os.path.join(fold_dir, "datalist.json")
+        datalist = os.path.join(score_dir, f"fold_{fold}_heldout.json")
+        os.makedirs(score_dir, exist_ok=True)
         write_json_atomic(datalist, fold_datalist(cases, fold))
         fold_result = evaluate(datalist, os.path.join(score_dir, f"fold_{fold}"), samples=samples, steps=steps,
                                bundle_root=bundle_root, config_file=config_file, ckpt=ckpt, worst=0)
