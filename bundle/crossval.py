@@ -259,8 +259,9 @@ def fit_review_rule(cases: list[dict], config: dict, tie: float = 0.005) -> dict
     candidate its AURC, failure AUROC (Dice < 0.5) and the threshold that leaves no case with Dice < 0.3 unflagged
     (midway between the lowest score of such a case not caught by the rest of the rule and the next lower case
     score); the candidate with the lowest AURC is chosen (one within ``tie`` loses to the one listed earlier).
-    ``config``: the inference config's ``max_lesion_uncertainty``, ``lesion_volume_range_ml``,
-    ``brain_volume_range_ml``."""
+    When every such case is caught by the rest of the rule, the limit stays the config's ``max_case_uncertainty``.
+    ``config``: the inference config's ``max_lesion_uncertainty``, ``max_case_uncertainty``,
+    ``lesion_volume_range_ml``, ``brain_volume_range_ml``."""
     from monai.metrics import compute_roc_auc
 
     from bundle.evaluate import FAILURE_DICE, MISSED_FAILURE_DICE, aurc
@@ -286,7 +287,7 @@ def fit_review_rule(cases: list[dict], config: dict, tie: float = 0.005) -> dict
             below = [v for v in scores if v < min(missed)]
             threshold = (min(missed) + max(below)) / 2 if below else None  # None: only flagging everything helps
         else:
-            threshold = max(scores)  # nothing to catch: flag no case on the score alone
+            threshold = config["max_case_uncertainty"]  # nothing to catch: the limit stays as it is
         failures = [d < FAILURE_DICE for d in dice]
         auroc = None
         if 0 < sum(failures) < len(failures):
@@ -397,12 +398,12 @@ def crossval(
         with open(os.path.join(output_dir, f"score_{n}", "metrics.json")) as f:
             scored = json.load(f)["cases"]
         config = read_config(bundle_root, [os.path.join(bundle_root, p) for p in preset["infer"]])
-        keys = ("max_lesion_uncertainty", "lesion_volume_range_ml", "brain_volume_range_ml")
+        keys = ("max_lesion_uncertainty", "max_case_uncertainty", "lesion_volume_range_ml", "brain_volume_range_ml")
         result = fit_review_rule(scored, {k: config[k] for k in keys})
         result["iterations"] = n
         write_json_atomic(os.path.join(output_dir, f"score_{n}", "review_rule.json"), result)
         print(json.dumps(result, indent=1))
-        return result
+        return None
     if stage in ("score", "all"):
         result = score_folds(cases, output_dir, bundle_root, iterations, folds, samples, steps, preset["infer"],
                              preset["infer_overrides"], preset.get("score_prefix", "score"))

@@ -113,7 +113,7 @@ def test_learning_curve_reads_every_scored_snapshot(tmp_path):
 def test_review_rule_is_fitted_so_that_no_dice_below_0_3_goes_unflagged():
     from bundle.crossval import fit_review_rule
 
-    config = {"max_lesion_uncertainty": 0.25, "lesion_volume_range_ml": [0.5, 300.0],
+    config = {"max_lesion_uncertainty": 0.25, "max_case_uncertainty": 0.4, "lesion_volume_range_ml": [0.5, 300.0],
               "brain_volume_range_ml": [800.0, 2400.0]}
     row = lambda dice, est, agree, vol=10.0: {  # noqa: E731
         "dice": dice, "estimated_dice": est, "sample_agreement": agree, "lesion_fraction_at_brain_edge": 0.0,
@@ -131,6 +131,9 @@ def test_review_rule_is_fitted_so_that_no_dice_below_0_3_goes_unflagged():
     assert rule["chosen"] == "sample_agreement" and agreement["aurc"] < rule["candidates"]["estimated_dice"]["aurc"]
     # the estimated Dice must flag everything from 0.25 up: two more successes flagged than the sample agreement
     assert rule["candidates"]["estimated_dice"]["flagged_successes"] > agreement["flagged_successes"]
+    # when the rest of the rule catches every failure, the limit stays the config's
+    caught = fit_review_rule([c for c in cases if c["dice"] >= 0.3 or c["predicted_volume_ml"] < 0.5], config)
+    assert caught["candidates"]["estimated_dice"]["max_case_uncertainty"] == 0.4
 
 
 def test_hybrid_folds_start_from_the_same_folds_diffusion_snapshot(tmp_path, cases, monkeypatch):
