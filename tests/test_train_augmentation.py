@@ -39,6 +39,13 @@ def test_zoom_scales_the_slices_in_plane_only_and_keeps_image_and_label_together
         assert np.abs((image > 0.5) != (label > 0.5)).sum() <= 2 * 4 * side_x * 5  # same geometry, edges aside
         sides.append(side_x)
     assert max(sides) - min(sides) >= 4  # the factor is drawn, not fixed
-    off = train_augmentation("RandZoomd")  # zoom_prob 0: the recipes of the shipped weights
+    off = train_augmentation("RandZoomd", zoom_prob=0.0)
     out = off({"image": MetaTensor(torch.tensor(square)), "label": MetaTensor(torch.tensor(square))})
     assert np.array_equal(np.asarray(out["label"]), square)
+    # the recipe's default zooms about one volume in five
+    recipe = train_augmentation("RandZoomd")
+    recipe.set_random_state(0)
+    zoomed = sum(not np.array_equal(np.asarray(recipe({"image": MetaTensor(torch.tensor(square)),
+                                                        "label": MetaTensor(torch.tensor(square))})["label"]), square)
+                 for _ in range(50))
+    assert 3 <= zoomed <= 20
