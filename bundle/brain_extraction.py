@@ -92,8 +92,10 @@ class BrainExtractiond(MapTransform):
             image = d[key]
             affine = np.asarray(image.affine, dtype=np.float64) if hasattr(image, "affine") else np.eye(4)
             voxels = torch.as_tensor(image).float().cpu().numpy()
-            mask = deepbet_mask(voxels[0], affine) if self.extract else np.zeros(voxels.shape[1:], bool)
-            stripped = bool(self.extract and tissue_outside(voxels[0], mask) > self.skull_fraction)
+            stripped = False
+            if self.extract:
+                mask = deepbet_mask(voxels[0], affine)
+                stripped = tissue_outside(voxels[0], mask) > self.skull_fraction
             if stripped:
                 d[key] = convert_to_dst_type(np.where(mask[None], voxels, 0.0), dst=image, dtype=torch.float32)[0]
             else:

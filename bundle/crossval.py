@@ -5,9 +5,9 @@ share a fold (MS: one patient per fold, i.e. leave-one-patient-out over the 4 MS
 For fold k the training list is every case of the other folds, MS scans repeated ``ms_repeats`` times so that about
 as many MS as glioma volumes are drawn; the held-out list is fold k.
 
-* ``train``: trains each fold with ``configs/train.yaml`` + ``configs/crossval_train.yaml`` (``--model baseline``:
-  the deterministic baseline, + ``configs/baseline_train.yaml``) into ``OUTPUT_DIR/fold_k`` (one process per fold, resumed from its newest training state, so the command can be run
-  again after an interruption); the network weights are kept every ``snapshot`` iterations 
+* ``train``: trains each fold with ``configs/train.yaml`` + ``configs/crossval_train.yaml`` (other models:
+  ``MODELS``) into ``OUTPUT_DIR/fold_k``, one process per fold, resumed from its newest training state, so the
+  command can be run again after an interruption; the weights are kept every ``snapshot_iterations`` iterations
   for the learning curve (``net_*iteration=<N>.pt``).
 * ``score``: segments each fold's held-out cases with that fold's weights (``--iterations``: which snapshot; 0 =
   the newest common one) through the inference config, scores them with ``python -m bundle evaluate``'s metrics,
@@ -177,7 +177,9 @@ def train_folds(cases: list[dict], output_dir: str, bundle_root: str, folds=None
         if init_dir:
             init = snapshots(os.path.join(init_dir, f"fold_{fold}")).get(init_iterations)
             if init is None:
-                raise SystemExit(f"error: {init_dir}/fold_{fold} has no weight snapshot at {init_iterations} iterations")
+                raise SystemExit(
+                    f"error: {init_dir}/fold_{fold} has no weight snapshot at {init_iterations} iterations"
+                )
             command += ["--init_weights", init]
         command += ["--stop_after_epoch", str(until // epoch_length)] + overrides.split()
         print(f"fold {fold}: {'resuming from ' + os.path.basename(state) if state else 'training'} -> {fold_dir}",
@@ -209,9 +211,9 @@ def score_folds(cases: list[dict], output_dir: str, bundle_root: str, iterations
         raise SystemExit("error: the model trained on every case has no held-out cases to score")
     iterations = iterations or newest_common_snapshot(output_dir, chosen)
     score_dir = os.path.join(output_dir, f"{score_prefix}_{iterations}")
+    os.makedirs(score_dir, exist_ok=True)
     config_file = list(config_file)
     if infer_overrides:
-        os.makedirs(score_dir, exist_ok=True)
         config_file.append(os.path.join(score_dir, "overrides.yaml"))
         ConfigParser.export_config_file(dict(infer_overrides), config_file[-1], fmt="yaml")
     results = []
@@ -221,13 +223,13 @@ def score_folds(cases: list[dict], output_dir: str, bundle_root: str, iterations
         if ckpt is None:
             raise SystemExit(f"error: {fold_dir} has no weight snapshot at {iterations} iterations")
         datalist = os.path.join(score_dir, f"fold_{fold}_heldout.json")
-        os.makedirs(score_dir, exist_ok=True)
         write_json_atomic(datalist, fold_datalist(cases, fold))
         fold_result = evaluate(datalist, os.path.join(score_dir, f"fold_{fold}"), samples=samples, steps=steps,
                                bundle_root=bundle_root, config_file=config_file, ckpt=ckpt, worst=0)
         held = {case_name(c["image"]): c for c in cases if c["fold"] == fold}
         for case in fold_result["cases"]:
-            results.append({**case, "fold": fold, "kind": held[case["id"]]["kind"], "patient": held[case["id"]]["patient"]})
+            source = held[case["id"]]
+            results.append({**case, "fold": fold, "kind": source["kind"], "patient": source["patient"]})
     result = {"iterations": iterations, "mean": pooled_summary(results), "cases": results,
               "settings": {"folds": chosen, "samples": samples, "steps": steps, "config_file": config_file}}
     write_json_atomic(os.path.join(score_dir, "metrics.json"), result)
@@ -265,14 +267,12 @@ def fit_review_rule(cases: list[dict], config: dict, tie: float = 0.005) -> dict
     from monai.metrics import compute_roc_auc
 
     from bundle.evaluate import FAILURE_DICE, MISSED_FAILURE_DICE, aurc
-    from bundle.report import CASE_SCORES, case_score
+    from bundle.report import CASE_SCORES, case_score, implausible_case
 
-    load_lo, load_hi = config["lesion_volume_range_ml"]
-    brain_lo, brain_hi = config["brain_volume_range_ml"]
     caught = [
-        (c.get("mean_uncertainty_in_lesions") or 0.0) > config["max_lesion_uncertainty"]
-        or not load_lo <= (c.get("predicted_volume_ml") or 0.0) <= load_hi
-        or (c.get("brain_volume_ml") is not None and not brain_lo <= c["brain_volume_ml"] <= brain_hi)
+        implausible_case(c.get("mean_uncertainty_in_lesions") or 0.0, c.get("predicted_volume_ml") or 0.0,
+                         c.get("brain_volume_ml"), config["max_lesion_uncertainty"],
+                         config["lesion_volume_range_ml"], config["brain_volume_range_ml"])
         for c in cases
     ]
     dice = [c["dice"] for c in cases]
@@ -397,7 +397,7 @@ def crossval(
         n = iterations or points[-1]["iterations"]
         with open(os.path.join(output_dir, f"score_{n}", "metrics.json")) as f:
             scored = json.load(f)["cases"]
-        config = read_config(bundle_root, [os.path.join(bundle_root, p) for p in preset["infer"]])
+        config = read_config(bundle_root, list(preset["infer"]))
         keys = ("max_lesion_uncertainty", "max_case_uncertainty", "lesion_volume_range_ml", "brain_volume_range_ml")
         result = fit_review_rule(scored, {k: config[k] for k in keys})
         result["iterations"] = n

@@ -9,15 +9,14 @@ neighbour, so the two may differ in orientation):
 * avd_ml: |predicted - true lesion volume| in mL;
 * ece: ``monai.metrics.CalibrationErrorMetric`` (20 bins) of the lesion probability inside the head
   (voxels above the image mean);
-* uncertainty_score: 1 - the model's own expected Dice of its mask (``bundle.report.estimated_dice``), and from
-  the report the review flag and the other case signals (``REPORT_SIGNALS``: sample agreement, lesion fraction at
-  the brain's edge, brain volume).
+* from the report: the case score behind the review flag (``uncertainty_score``, by default 1 - the model's own
+  expected Dice of its mask), the flag and the other case signals (``REPORT_SIGNALS``).
 
 ``failure_auroc`` is the ROC AUC (``monai.metrics.compute_roc_auc``) of uncertainty_score for detecting failures
 (Dice < 0.5), null unless both failures and successes occur; ``aurc`` the area under its risk-coverage curve;
-``unflagged_failures`` the cases with Dice < 0.3 that the review flag let through. Writes DIR/metrics.json, DIR/metrics.md and overlay
-PNGs of the worst cases (DIR/overlays/: three planes, true contours green, predicted red, uncertainty), and
-``failures.json`` (cases skipped by the input checks; exit status 1 if any).
+``unflagged_failures`` the cases with Dice < 0.3 that the review flag let through. Writes DIR/metrics.json,
+DIR/metrics.md and overlay PNGs of the worst cases (DIR/overlays/: three planes, true contours green, predicted red,
+uncertainty), and ``failures.json`` (cases skipped by the input checks; exit status 1 if any).
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ from bundle.input_check import (
     screen_datalist,
 )
 from bundle.overlay import save_review_png
-from bundle.report import case_uncertainty_score, write_json_atomic
+from bundle.report import write_json_atomic
 
 FAILURE_DICE = 0.5
 MISSED_FAILURE_DICE = 0.3  # a case below this Dice must be flagged for review
@@ -103,7 +102,6 @@ def case_metrics(image, label, seg, prob, uncertainty) -> dict:
         "lesion_f1": _finite(lesion_f1(pred[0, 0].numpy() > 0, truth[0, 0].numpy() > 0)),
         "avd_ml": _finite(abs(float(pred.sum() - truth.sum())) * voxel_ml),
         "ece": _finite(ece.item()),
-        "uncertainty_score": _finite(case_uncertainty_score(np.asarray(prob[0]), np.asarray(seg[0]))),
         "true_volume_ml": _finite(float(truth.sum()) * voxel_ml),
         "predicted_volume_ml": _finite(float(pred.sum()) * voxel_ml),
     }

@@ -37,7 +37,9 @@ class DiscrepancyDiffusionLoss(nn.Module):
     def _mask(target: torch.Tensor, term: str) -> torch.Tensor:
         """y = (target + 1) / 2 from the x0 target 2y - 1; a ValueError for other prediction types."""
         if not bool(torch.all(target.abs() == 1)):
-            raise ValueError(f"{term} needs x0-prediction (prediction_type: sample): the target must be the mask 2y - 1")
+            raise ValueError(
+                f"{term} needs x0-prediction (prediction_type: sample): the target must be the mask 2y - 1"
+            )
         return (target + 1) / 2
 
     def forward(self, output: tuple[torch.Tensor, ...], target: torch.Tensor) -> torch.Tensor:

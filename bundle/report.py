@@ -142,11 +142,33 @@ def case_score(estimated: float | None, agreement: float | None, at_edge: float 
     those two and the lesion fraction at the brain's edge. None when its signals are missing."""
     if kind not in CASE_SCORES:
         raise ValueError(f"case_score must be one of {CASE_SCORES}, got {kind!r}")
-    parts = {"estimated_dice": [estimated], "sample_agreement": [agreement],
-             "combined": [estimated, agreement, None if at_edge is None else 1.0 - at_edge]}[kind]
-    if any(v is None for v in parts[:2 if kind == "combined" else 1]):
+    scores = {"estimated_dice": None if estimated is None else 1.0 - estimated,
+              "sample_agreement": None if agreement is None else 1.0 - agreement}
+    if kind != "combined":
+        return scores[kind]
+    if None in scores.values():
         return None
-    return max(1.0 - v for v in parts if v is not None)
+    return max(*scores.values(), at_edge or 0.0)
+
+
+def implausible_case(
+    mean_uncertainty_in_lesions: float,
+    lesion_volume_ml: float,
+    brain_volume_ml: float | None,
+    max_lesion_uncertainty: float,
+    lesion_volume_range_ml: Sequence[float] = (0.0, float("inf")),
+    brain_volume_range_ml: Sequence[float] = (0.0, float("inf")),
+) -> bool:
+    """The part of the review rule that no case score sees: uncertain lesions, a lesion volume outside
+    ``lesion_volume_range_ml`` (none or almost none found, or far more than any training case), a brain volume
+    outside ``brain_volume_range_ml`` (a failed brain extraction or not a brain; None: not known)."""
+    load_lo, load_hi = lesion_volume_range_ml
+    brain_lo, brain_hi = brain_volume_range_ml
+    return bool(
+        mean_uncertainty_in_lesions > max_lesion_uncertainty
+        or not load_lo <= lesion_volume_ml <= load_hi
+        or (brain_volume_ml is not None and not brain_lo <= brain_volume_ml <= brain_hi)
+    )
 
 
 def review_decision(
@@ -167,20 +189,18 @@ def review_decision(
     extent outside ``HEAD_EXTENT_MM`` means the input may not be a head MRI (low confidence in everything else).
     ``not_flair`` is why a DICOM series' headers (or a NIfTI file's BIDS sidecar) say it is not a FLAIR
     (``bundle.dicom_series.not_flair_reason``), "" when they do not: the model is confidently wrong on other
-    contrasts, which no uncertainty score shows. A lesion volume outside ``lesion_volume_range_ml`` (none or almost
-    none found, or far more than any training case) and a brain volume outside ``brain_volume_range_ml`` (a failed
-    brain extraction or not a brain) are things no uncertainty score sees either.
+    contrasts, which no uncertainty score shows. Uncertain lesions and implausible lesion or brain volumes:
+    ``implausible_case``.
     """
     lo, hi = HEAD_EXTENT_MM
     not_head = any(not lo <= e <= hi for e in extent_mm[:2])
     disputed = uncertainty_score is not None and uncertainty_score > max_case_uncertainty
     load_lo, load_hi = lesion_volume_range_ml
-    load = summary.get("lesion_volume_ml", 0.0)
-    odd_load = not load_lo <= load <= load_hi
     brain_lo, brain_hi = brain_volume_range_ml
-    odd_brain = brain_volume_ml is not None and not brain_lo <= brain_volume_ml <= brain_hi
-    flagged = (summary["mean_uncertainty_in_lesions"] > max_lesion_uncertainty or disputed or not_head
-               or bool(not_flair) or odd_load or odd_brain)
+    load = summary.get("lesion_volume_ml", 0.0)
+    implausible = implausible_case(summary["mean_uncertainty_in_lesions"], load, brain_volume_ml,
+                                   max_lesion_uncertainty, lesion_volume_range_ml, brain_volume_range_ml)
+    flagged = disputed or not_head or bool(not_flair) or implausible
     score = "n/a" if uncertainty_score is None else f"{uncertainty_score:.4f}"
     brain = "n/a" if brain_volume_ml is None else f"{brain_volume_ml:g} mL"
     rule = (

@@ -152,7 +152,8 @@ def test_hybrid_folds_start_from_the_same_folds_diffusion_snapshot(tmp_path, cas
                    config_file=cv.MODELS["hybrid"]["train"], until=500, init_dir=str(base), init_iterations=2000)
     assert len(commands) == 2
     for fold, command in zip((1, 3), commands):
-        assert command[command.index("--init_weights") + 1] == str(base / f"fold_{fold}" / "net_model_iteration=2000.pt")
+        init = command[command.index("--init_weights") + 1]
+        assert init == str(base / f"fold_{fold}" / "net_model_iteration=2000.pt")
         assert command[command.index("--stop_after_epoch") + 1] == "2"  # 500 iterations of 250
     with pytest.raises(SystemExit, match="no weight snapshot at 4000"):
         cv.train_folds(cases, str(tmp_path / "hybrid2"), str(BUNDLE_ROOT), folds=[3],
