@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import glob
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +33,7 @@ def require_shared(*paths: Path) -> None:
 
 def require_colin27() -> tuple[str, str]:
     """(head, brain) of Colin27 from Debian's mricron-data; skip the calling test, with the reason, when absent."""
-    from bundle.head_shell import COLIN27_BRAIN, COLIN27_HEAD
+    from bundle.training.head_shell import COLIN27_BRAIN, COLIN27_HEAD
 
     for path in (COLIN27_HEAD, COLIN27_BRAIN):
         if not os.path.isfile(path):

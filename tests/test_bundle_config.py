@@ -7,9 +7,8 @@ import re
 from importlib.metadata import version
 
 import pytest
-from monai.bundle import ConfigWorkflow, verify_metadata
-
 from conftest import BUNDLE_ROOT, SHARED, require_shared
+from monai.bundle import ConfigWorkflow, verify_metadata
 
 META = BUNDLE_ROOT / "configs" / "metadata.json"
 
@@ -62,37 +61,9 @@ def test_readme_commands_are_the_ones_ci_runs():
 def test_slice_batch_size_follows_the_device():
     """4 slices per batch on CPU (a third of the peak memory of 16 at the same speed, docs/benchmarks.md), 16 on GPU;
     the device may be a torch.device (the config's own) or a name (MONAI Label sets the name it was asked for)."""
-    from bundle.evaluate import read_config
+    from bundle.evaluation.evaluate import read_config
 
     for device, expected in (("$torch.device('cpu')", 4), ("$torch.device('cuda')", 16), ("cpu", 4), ("cuda:0", 16)):
         parser = read_config(str(BUNDLE_ROOT), "configs/inference.yaml")
         parser.update({"bundle_root": str(BUNDLE_ROOT), "device": device})
         assert parser.get_parsed_content("slice_batch_size") == expected, device
-
-
-def test_inference_config_loads_an_expert_only_when_given(tmp_path):
-    """No expert by default; ``expert_ckpt_path`` gives the inferer a second network with those weights, in eval
-    mode and apart from the main network; a bad expert file is one line naming it."""
-    import torch
-    from monai.bundle import ConfigParser
-
-    def inferer(expert_ckpt_path, **settings):
-        parser = ConfigParser()
-        parser.read_config(str(BUNDLE_ROOT / "configs" / "inference.yaml"))
-        parser.update({"bundle_root": str(BUNDLE_ROOT), "device": "$torch.device('cpu')",
-                       "expert_ckpt_path": expert_ckpt_path, **settings})
-        return parser.get_parsed_content("inferer"), parser.get_parsed_content("network")
-
-    assert inferer("")[0].experts == []
-    assert inferer("")[0].expert_combination == "union"
-    assert inferer("", expert_combination="pool")[0].expert_combination == "pool"
-    shipped = torch.load(BUNDLE_ROOT / "models" / "model.pt", weights_only=True)
-    expert_weights = {name: value + 1.0 for name, value in shipped.items()}
-    torch.save(expert_weights, tmp_path / "expert.pt")
-    sampler, network = inferer(str(tmp_path / "expert.pt"))
-    (expert,) = sampler.experts
-    assert expert is not network and not expert.training
-    assert all(torch.equal(p.detach(), expert_weights[name]) for name, p in expert.named_parameters())
-    torch.save({"other": torch.zeros(1)}, tmp_path / "bad.pt")
-    with pytest.raises(SystemExit, match=f"{tmp_path / 'bad.pt'}: checkpoint does not match the network"):
-        inferer(str(tmp_path / "bad.pt"))

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from monai.bundle import ConfigParser
-
 from conftest import BUNDLE_ROOT
+from monai.bundle import ConfigParser
 
 from bundle.flags import as_bool
 

@@ -7,7 +7,6 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-
 from conftest import BUNDLE_ROOT, RAW_MS, SAMPLE, SAMPLE_LABEL, require_shared, run_bundle
 
 REPORT_KEYS = {
@@ -97,7 +96,7 @@ def test_native_space_scan_with_skull_keeps_exact_geometry(tmp_path):
     assert (out / "patient01_study1_FLAIR_uncertainty.nii.gz").exists()
     report = json.loads((out / "patient01_study1_FLAIR_report.json").read_text())
     assert report["input"].endswith(src.name)
-    assert report["skull_stripped_by_bundle"] is True  # its skull was found and removed (bundle.brain_extraction)
+    assert report["skull_stripped_by_bundle"] is True  # its skull was found and removed (bundle.preprocessing.brain_extraction)
     # the brain mask is written on the input grid; no lesion voxel lies outside it, and its volume is a brain's
     brain = np.asarray(nib.load(out / "patient01_study1_FLAIR_brain.nii.gz").dataobj) > 0
     mask = np.asarray(seg.dataobj) > 0

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import BUNDLE_ROOT
 
 import bundle.memory as memory

@@ -11,9 +11,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bundle.input_check import InputError, check_image
-from bundle.intensity import normalize_to_tissue
-from bundle.slices import slice_stacks, stack_to_channels
+from bundle.inputs.input_check import InputError, check_image
+from bundle.preprocessing.intensity import normalize_to_tissue
+from bundle.preprocessing.slices import slice_stacks, stack_to_channels
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 dtypes = st.sampled_from([np.uint8, np.int16, np.uint16, np.int32, np.float32, np.float64])

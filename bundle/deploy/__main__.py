@@ -44,8 +44,8 @@ def split_settings(argv: list[str]) -> tuple[dict, list[str]]:
 def main() -> None:
     try:
         _load_cuda_runtime()
-        import monai.deploy  # noqa: F401
         import highdicom  # noqa: F401
+        import monai.deploy  # noqa: F401
     except ImportError:
         if os.path.exists(DEPLOY_PYTHON) and os.path.realpath(sys.prefix) != os.path.realpath(DEPLOY_VENV):
             path = os.pathsep.join(filter(None, [BUNDLE_ROOT, os.environ.get("PYTHONPATH")]))

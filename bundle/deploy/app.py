@@ -22,7 +22,7 @@ from monai.deploy.operators.dicom_seg_writer_operator import SegmentDescription
 from pydicom.sr.codedict import codes
 
 from bundle.deploy.lesion_operator import LesionSegmentationOperator
-from bundle.report import bundle_version
+from bundle.outputs.report import bundle_version
 
 BUNDLE_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # the first MR series of the study; FLAIR is preferred by name when several are present

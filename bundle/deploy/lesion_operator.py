@@ -24,10 +24,10 @@ import numpy as np
 import pydicom
 from monai.deploy.core import Fragment, Image, Operator, OperatorSpec
 
-from bundle.dicom_series import bids_sidecar
-from bundle.evaluate import read_config
-from bundle.input_check import remove_if_empty
-from bundle.report import write_json_atomic
+from bundle.evaluation.evaluate import read_config
+from bundle.inputs.dicom_series import bids_sidecar
+from bundle.inputs.input_check import remove_if_empty
+from bundle.outputs.report import write_json_atomic
 
 CONFIGS = ("configs/inference.yaml", "configs/inference_torchscript.yaml")
 SERIES_KEYS = ("StudyInstanceUID", "SeriesInstanceUID", "SeriesDescription", "Modality")

@@ -16,12 +16,12 @@ import subprocess
 
 from monai.bundle import ConfigParser
 
-from bundle.evaluate import read_config
+from bundle.evaluation.evaluate import read_config
 
 BUNDLE_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MODEL_NAME = "lesion_diffusion"
 LABEL_VENV = os.path.join(BUNDLE_ROOT, ".venv-label")
-WRITERS = ("SaveImaged", "bundle.overlay.ReviewPNGd", "bundle.report.LesionReportd", "bundle.report.PublishCased")
+WRITERS = ("SaveImaged", "bundle.outputs.overlay.ReviewPNGd", "bundle.outputs.report.LesionReportd", "bundle.outputs.report.PublishCased")
 
 
 def label_inference_config(num_samples: int | None = None, num_steps: int | None = None) -> dict:

@@ -1,0 +1,39 @@
+"""Developer command line: ``python -m bundle.dev <command> [--flags]`` (``--help`` after a command lists its flags).
+
+Commands (experiments; the product's commands are ``python -m bundle``):
+    benchmark-sweep       sampling time against N and K, JSON and SVG plot (see bundle.dev.sweep)
+    sampler-agreement     few-step DDIM vs DDPM-1000 masks on lesion slices of labelled cases
+                          (see bundle.dev.sampler_agreement)
+    healthy-anatomy       pseudo-FLAIR healthy MNI brains (empty labels) as training anatomy for synthetic MS lesions
+                          (see bundle.dev.healthy_anatomy)
+    semi-synthetic        real MS lesion masks of other patients inserted into the labelled MS scan, with a datalist
+                          (see bundle.dev.semi_synthetic)
+    acquisition-variants  labelled cases as thick-slice, tilted-grid, int16 or skull-on scans, with a datalist
+                          (see bundle.dev.acquisition_variants)
+"""
+
+from __future__ import annotations
+
+import fire
+
+from bundle.dev.acquisition_variants import acquisition_variants
+from bundle.dev.healthy_anatomy import healthy_cases
+from bundle.dev.sampler_agreement import sampler_agreement
+from bundle.dev.semi_synthetic import semi_synthetic_cases
+from bundle.dev.sweep import sweep
+
+
+def main() -> None:
+    fire.Fire(
+        {
+            "benchmark-sweep": sweep,
+            "sampler-agreement": sampler_agreement,
+            "healthy-anatomy": healthy_cases,
+            "semi-synthetic": semi_synthetic_cases,
+            "acquisition-variants": acquisition_variants,
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Measurement commands a user runs: evaluate, cross-validation, benchmark."""

@@ -1,0 +1,1 @@
+"""Inputs: datalists, DICOM series reading and checks, input screening and output folders."""

@@ -1,0 +1,1 @@
+"""Training parts the configs name: the discrepancy loss, batch preparation, lesion synthesis, augmentations."""

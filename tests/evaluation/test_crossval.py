@@ -1,0 +1,176 @@
+"""Cross-validation: patient-level folds over every labelled real case, fold datalists, snapshots, pooled scores."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from conftest import BUNDLE_ROOT, SHARED_DATA, require_shared
+
+from bundle.evaluation.crossval import ALL, FOLDS_FILE, fold_datalist, folds_of, pooled_summary, read_folds, snapshots
+from bundle.model.precision import AutocastInferer
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return read_folds(str(BUNDLE_ROOT / FOLDS_FILE))
+
+
+def test_every_labelled_real_case_is_in_exactly_one_fold_with_its_patient(cases):
+    assert len(cases) == 30 and len({c["image"] for c in cases}) == 30
+    assert sum(c["kind"] == "ms" for c in cases) == 6 and sum(c["kind"] == "glioma" for c in cases) == 24
+    folds = {}
+    for c in cases:
+        folds.setdefault(c["patient"], set()).add(c["fold"])
+    assert all(len(f) == 1 for f in folds.values())  # all scans of a patient in one fold
+    ms_patients = {c["patient"] for c in cases if c["kind"] == "ms"}
+    assert ms_patients == {"patient26", "P14", "P18", "P39"}
+    # leave-one-patient-out for MS: each fold holds exactly one MS patient; gliomas 6 per fold
+    for fold in range(4):
+        assert len({c["patient"] for c in cases if c["fold"] == fold and c["kind"] == "ms"}) == 1
+        assert sum(c["fold"] == fold and c["kind"] == "glioma" for c in cases) == 6
+    assert sum(c["patient"] == "P14" for c in cases) == 3
+
+
+def test_every_listed_file_is_in_shared(cases):
+    require_shared(SHARED_DATA)
+    missing = [p for c in cases for p in (c["image"], c["label"]) if not os.path.isfile(p)]
+    assert not missing
+
+
+def test_fold_datalist_holds_out_the_fold_and_repeats_ms_scans(cases):
+    d = fold_datalist(cases, 1, ms_repeats=3)
+    held = {c["image"] for c in cases if c["fold"] == 1}
+    train_images = [t["image"] for t in d["training"]]
+    assert not held & set(train_images)
+    assert {t["image"] for t in d["testing"]} == held == {t["image"] for t in d["validation"]}
+    # fold 1 holds P14 (3 scans): 3 MS scans of 3 patients left, each 3 times; 18 gliomas once
+    assert len(train_images) == 3 * 3 + 18
+    assert all(train_images.count(c["image"]) == 3 for c in cases if c["kind"] == "ms" and c["fold"] != 1)
+    everything = fold_datalist(cases, ALL, ms_repeats=1)
+    assert len(everything["training"]) == 30
+
+
+def test_a_patient_in_two_folds_is_refused(tmp_path, cases):
+    bad = [dict(c) for c in cases[:2]]
+    bad[1]["patient"], bad[1]["fold"] = bad[0]["patient"], bad[0]["fold"] + 1
+    path = tmp_path / "folds.json"
+    path.write_text(json.dumps({"cases": bad}))
+    with pytest.raises(ValueError, match="is in folds"):
+        read_folds(str(path))
+
+
+def test_fold_selection(cases):
+    assert folds_of(cases, None) == [0, 1, 2, 3]
+    assert folds_of(cases, 2) == [2] and folds_of(cases, "2") == [2]
+    assert folds_of(cases, "[0, 3]") == [0, 3] == folds_of(cases, [0, 3])
+    assert folds_of(cases, "all") == [ALL]
+    with pytest.raises(SystemExit, match="no fold"):
+        folds_of(cases, 7)
+
+
+def test_snapshots_are_found_by_iteration(tmp_path):
+    for name in ("net_model_iteration=2000.pt", "net_model_iteration=10000.pt", "resume_checkpoint_epoch=3.pt"):
+        (tmp_path / name).write_bytes(b"")
+    assert sorted(snapshots(str(tmp_path))) == [2000, 10000]
+
+
+def test_pooled_summary_is_per_kind():
+    rows = [{"kind": "ms", "dice": 0.2, "hd95": 5.0, "lesion_f1": 0.5, "avd_ml": 1.0, "ece": 0.01,
+             "uncertainty_score": 0.6},
+            {"kind": "glioma", "dice": 0.9, "hd95": 3.0, "lesion_f1": 1.0, "avd_ml": 2.0, "ece": 0.02,
+             "uncertainty_score": 0.1}]
+    summary = pooled_summary(rows)
+    assert summary["ms"]["dice"] == 0.2 and summary["glioma"]["dice"] == 0.9
+    assert summary["all"]["dice"] == pytest.approx(0.55)
+    assert summary["all"]["failure_auroc"] == 1.0  # the failing case has the higher score
+
+
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_autocast_inferer_runs_the_training_forward_in_the_asked_precision(precision, dtype):
+    net = torch.nn.Conv2d(1, 1, 3)
+    out = AutocastInferer(precision)(torch.randn(2, 1, 8, 8), net)
+    assert out.dtype == dtype
+    with pytest.raises(ValueError, match="precision"):
+        AutocastInferer("fp8")
+
+
+def test_learning_curve_reads_every_scored_snapshot(tmp_path):
+    from bundle.evaluation.crossval import learning_curve, learning_curve_svg
+
+    for n, ms in ((4000, 0.5), (2000, 0.3)):
+        (tmp_path / f"score_{n}").mkdir()
+        mean = {"ms": {"dice": ms, "lesion_f1": 0.4}, "glioma": {"dice": 0.8, "lesion_f1": 0.9}, "all": {}}
+        (tmp_path / f"score_{n}" / "metrics.json").write_text(json.dumps({"iterations": n, "mean": mean}))
+    points = learning_curve(str(tmp_path))
+    assert [p["iterations"] for p in points] == [2000, 4000] and points[1]["ms"]["dice"] == 0.5
+    svg = learning_curve_svg(points, "t")
+    assert svg.startswith("<svg") and svg.count("<polyline") == 3 and ">4000<" in svg
+
+
+def test_review_rule_is_fitted_so_that_no_dice_below_0_3_goes_unflagged():
+    from bundle.evaluation.crossval import fit_review_rule
+
+    config = {"max_lesion_uncertainty": 0.25, "max_case_uncertainty": 0.4, "lesion_volume_range_ml": [0.5, 300.0],
+              "brain_volume_range_ml": [800.0, 2400.0]}
+    row = lambda dice, est, agree, vol=10.0: {  # noqa: E731
+        "dice": dice, "estimated_dice": est, "sample_agreement": agree, "lesion_fraction_at_brain_edge": 0.0,
+        "predicted_volume_ml": vol, "brain_volume_ml": 1400.0, "mean_uncertainty_in_lesions": 0.05}
+    cases = [row(0.9, 0.95, 0.97), row(0.85, 0.9, 0.95), row(0.7, 0.8, 0.9), row(0.6, 0.85, 0.6),
+             row(0.9, 0.7, 0.95),  # a good mask whose samples agree, though its probabilities are soft
+             row(0.2, 0.75, 0.5),  # a failure the estimated Dice hardly sees, the sample agreement does
+             row(0.0, 1.0, 1.0, vol=0.0)]  # nothing found: only the lesion-load part of the rule catches it
+    rule = fit_review_rule(cases, config)
+    assert rule["caught_by_the_rest"] == 1
+    for kind, fitted in rule["candidates"].items():
+        assert fitted["unflagged_failures"] == 0, kind
+    agreement = rule["candidates"]["sample_agreement"]
+    assert agreement["max_case_uncertainty"] == pytest.approx((0.5 + 0.4) / 2)  # between 1 - 0.5 and 1 - 0.6
+    assert rule["chosen"] == "sample_agreement" and agreement["aurc"] < rule["candidates"]["estimated_dice"]["aurc"]
+    # the estimated Dice must flag everything from 0.25 up: two more successes flagged than the sample agreement
+    assert rule["candidates"]["estimated_dice"]["flagged_successes"] > agreement["flagged_successes"]
+    # when the rest of the rule catches every failure, the limit stays the config's
+    caught = fit_review_rule([c for c in cases if c["dice"] >= 0.3 or c["predicted_volume_ml"] < 0.5], config)
+    assert caught["candidates"]["estimated_dice"]["max_case_uncertainty"] == 0.4
+
+
+def test_hybrid_folds_start_from_the_same_folds_diffusion_snapshot(tmp_path, cases, monkeypatch):
+    import bundle.evaluation.crossval as cv
+
+    base = tmp_path / "cv"
+    for fold in range(4):
+        (base / f"fold_{fold}").mkdir(parents=True)
+        for n in (2000, 4000):
+            (base / f"fold_{fold}" / f"net_model_iteration={n}.pt").write_bytes(b"")
+    (base / "fold_3" / "net_model_iteration=4000.pt").unlink()  # fold 3 is behind
+    commands = []
+    monkeypatch.setattr(cv.subprocess, "run", lambda command, check: commands.append(command))
+    assert cv.newest_common_snapshot(str(base), [0, 1, 2, 3]) == 2000
+    cv.train_folds(cases, str(tmp_path / "hybrid"), str(BUNDLE_ROOT), folds=[1, 3],
+                   config_file=cv.MODELS["hybrid"]["train"], until=500, init_dir=str(base), init_iterations=2000)
+    assert len(commands) == 2
+    for fold, command in zip((1, 3), commands):
+        init = command[command.index("--init_weights") + 1]
+        assert init == str(base / f"fold_{fold}" / "net_model_iteration=2000.pt")
+        assert command[command.index("--stop_after_epoch") + 1] == "2"  # 500 iterations of 250
+    with pytest.raises(SystemExit, match="no weight snapshot at 4000"):
+        cv.train_folds(cases, str(tmp_path / "hybrid2"), str(BUNDLE_ROOT), folds=[3],
+                       config_file=cv.MODELS["hybrid"]["train"], init_dir=str(base), init_iterations=4000)
+
+
+@pytest.mark.parametrize("model, inferer", [("hybrid", "DiffusionEnsembleInferer"), ("coarse", "CoarseHeadInferer")])
+def test_hybrid_and_coarse_inference_overrides_build(model, inferer):
+    from bundle.evaluation.crossval import MODELS
+    from bundle.evaluation.evaluate import read_config
+
+    parser = read_config(str(BUNDLE_ROOT), list(MODELS[model]["infer"]))
+    parser["bundle_root"] = str(BUNDLE_ROOT)
+    for key, value in MODELS[model]["infer_overrides"].items():
+        parser[key] = value
+    built = parser.get_parsed_content("inferer")
+    assert type(built).__name__ == inferer
+    assert parser.get_parsed_content("network").coarse_head is not None
+    if model == "hybrid":
+        assert built.roi_threshold == 0.1 and built.roi_margin == 4
