@@ -98,12 +98,7 @@ class RandHeadShelld(RandImageLabeld):
         self.gain_range, self.tissue_threshold = gain_range, tissue_threshold
         self.pad = BorderPad(spatial_border=margin)
 
-    def __call__(self, data):
-        d = dict(data)
-        self.randomize(None)
-        if not self._do_transform:
-            return d
-        image_key, label_key = self.keys
+    def apply(self, d: dict, image_key, label_key) -> dict:
         image, label = self.pad(d[image_key]), self.pad(d[label_key])
         affine = np.asarray(image.affine, dtype=np.float64) if hasattr(image, "affine") else np.eye(4)
         img = torch.as_tensor(image).float().numpy()

@@ -47,12 +47,7 @@ class RandLesionContrastd(RandImageLabeld):
             raise ValueError(f"need tissue_level < ratio_range[0] <= ratio_range[1], got {tissue_level}, {ratio_range}")
         self.ratio_range, self.tissue_level, self.blur_sigma = ratio_range, tissue_level, blur_sigma
 
-    def __call__(self, data):
-        d = dict(data)
-        self.randomize(None)
-        if not self._do_transform:
-            return d
-        image_key, label_key = self.keys
+    def apply(self, d: dict, image_key, label_key) -> dict:
         image = d[image_key]
         img = torch.as_tensor(image).float().numpy()
         lesion = torch.as_tensor(d[label_key]).numpy()[0] > 0

@@ -103,12 +103,7 @@ class SynthesizeLesionsd(RandImageLabeld):
         soft = resample_by_brain_box(mask, mask_affine, self.source_box, target_box, affine, target.shape)
         return ndimage.gaussian_filter(soft, self.blur_sigma) if self.blur_sigma > 0 else soft
 
-    def __call__(self, data):
-        d = dict(data)
-        self.randomize(None)
-        if not self._do_transform:
-            return d
-        image_key, label_key = self.keys
+    def apply(self, d: dict, image_key, label_key) -> dict:
         image, label = d[image_key], d[label_key]
         affine = np.asarray(image.affine, dtype=np.float64) if hasattr(image, "affine") else np.eye(4)
         img = torch.as_tensor(image).float().numpy()
