@@ -1,48 +1,36 @@
-"""Speed and memory benchmark: ``python -m bundle benchmark [--device cpu|cuda] [--input FILE] --output FILE.json``.
+"""Speed and memory of the inference path as a user runs it: ``python -m bundle benchmark --output FILE.json``.
 
-Measures, on one FLAIR volume (default: the real 182x218x182 1 mm MS scan of ../shared), after one warm-up run,
-the median of ``repeats`` runs (wall time) and the peak memory of:
+For each input (``--inputs``; default: four real kinds, ``DEFAULT_INPUTS``) and each whole-path mode, one warm-up
+process and then ``repeats`` processes each run the inference config once on that input, exactly as
+``python -m monai.bundle run --config_file configs/inference.yaml`` does. The wall time of a process, from its start
+to its exit after the outputs are written, is the time a user waits; inside it ``bundle.evaluation.stages`` splits
+it into loading, reorientation and resampling, brain extraction, bias field, sampling, inversion, writing, the review
+PNG and the rest (startup: interpreter, imports, config, weights). Reported: the median, minimum and maximum of the
+whole times, the median of each stage, and the highest peak RSS (``getrusage``; CUDA peak on a GPU).
 
-a. ``default``: the whole default inference path (load, preprocessing, N samples x K DDIM steps, inversion,
-   saving the three outputs), via the bundle's inference config;
-b. ``ddpm1000``: the same weights sampled like the original seed notes, DDPM ancestral sampling over all
-   T = 1000 steps (DDIM with eta = 1 over every timestep, see ``bundle.model.reference``; same N and speed
-   settings as a); timed on ``ddpm_slices`` tissue slices (N samples each) and scaled by the number of tissue
-   slices of the volume (the output says so);
-c. ``unet``: one forward pass of a deterministic MONAI U-Net of similar parameter count (the baseline
-   architecture with instance normalisation; random weights) over every tissue slice stack of the same
-   preprocessed volume;
-d. ``default_plain`` (optional, ``--modes``): path a with the speed settings off (contiguous NCHW, float32), so
-   the gain of channels_last + bf16 is a ratio measured in the same run;
-e. ``default_all_steps`` (optional, ``--modes``): path a without adaptive stopping (``stop_tolerance`` = 0: every
-   slice runs all K steps; see ``bundle.model.inferer``), so its gain is a ratio measured in the same run.
-f. ``default_unmirrored`` (optional, ``--modes``): path a with mirror ensembling off (``mirror`` = false), so the
-   cost of mirroring is a ratio measured in the same run.
-g. ``baseline`` (optional, ``--modes``): the whole inference path of the deterministic baseline
-   (``configs/baseline_inference.yaml`` merged over the inference config, ``models/baseline.pt``): the same reading,
-   preprocessing, inversion and saving as a, one U-Net instead of the sampler. a / g is the cost of diffusion as a
-   user sees it; a / c compares a whole path with a bare forward pass.
-h. ``default_uncorrected`` (optional, ``--modes``): path a without the default input corrections (no N4 bias-field
-   correction, no input smoothing), so their cost is a ratio measured in the same run.
-i. ``default_glibc_defaults`` (optional, ``--modes``): path a with ``keep_freed_memory`` = false, glibc's own malloc
-   settings that return freed memory to the kernel after every step (see ``bundle.memory``), so the gain of keeping
-   it is a ratio measured in the same run.
-j. ``default_unstripped`` (optional, ``--modes``): path a with ``skull_strip`` = false, so the cost of brain
-   extraction (deepbet runs; on a skull-stripped input the scan passes unchanged) is a ratio measured in the same run.
-k. ``default_whole_slices`` (optional, ``--modes``): path a with ``tile_size`` = 0 (whole slices instead of tiles of
-   the training patch size), so the cost of tiling is a ratio measured in the same run.
-l. ``default_slice_batch_16`` (optional, ``--modes``): path a with ``slice_batch_size`` = 16, so the time and peak
-   memory of the batch size are compared in the same run.
+Whole-path modes:
+a. ``default``: the shipped config;
+g. ``baseline``: the deterministic U-Net baseline's whole path (``configs/baseline_inference.yaml`` merged over the
+   inference config, ``models/baseline.pt``): same reading, preprocessing, inversion and writing, one U-Net instead
+   of the sampler;
+d.-l. ``default_<variant>`` (optional, ``--modes``): the default with the settings of ``SETTINGS[mode]`` (speed
+   settings off, all K steps, no mirroring, no input corrections, glibc's malloc defaults, no brain extraction,
+   whole slices, 16 slices per batch), so each one's cost is a ratio measured in the same run.
 
-Each measurement runs in its own process so its peak RSS (``getrusage``) and CUDA peak are its own. With
-``rounds`` > 1 the modes are measured in turn, round after round (a b a b ...), and each mode's times are pooled, so
-a slow drift of the machine's speed falls on every mode alike instead of on whichever ran first. The JSON holds
-the times, the ratios b/a and a/c, N, K, device name, torch version and thread count.
+Part-path modes, on the first input only (timed inside the process, after the preprocessing):
+b. ``ddpm1000``: the same weights sampled by DDPM ancestral sampling over all T = 1000 steps (DDIM with eta = 1 over
+   every timestep, ``bundle.model.reference``; same N and speed settings), timed on ``ddpm_slices`` tissue slices
+   and scaled by the number of tissue slices (the output says so); no warm-up (it is the slowest by far);
+c. ``unet``: one forward pass of a deterministic MONAI U-Net of similar parameter count (random weights) over every
+   tissue slice stack of the preprocessed volume.
+
+With ``rounds`` > 1 the modes are measured in turn, round after round (a b a b ...), and each mode's times are
+pooled, so a slow drift of the machine's speed falls on every mode alike. Ratios (``RATIOS``) are of medians
+measured in the same run: per input for the whole-path modes, on the first input for ``ddpm1000`` and ``unet``.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import platform
@@ -57,9 +45,20 @@ import torch
 
 from bundle.memory import keep_freed_memory
 
-DEFAULT_INPUT = os.path.join("..", "shared", "data", "open_ms_data", "cross_sectional_mni", "patient26_FLAIR.nii.gz")
-MODES = ("default", "ddpm1000", "unet")
-# path a (default) and path a with config overrides (the optional default_* modes above): ratios in the same run
+SHARED_DATA = os.path.join("..", "shared", "data")  # relative to the bundle root
+# input kind -> path relative to the bundle root
+DEFAULT_INPUTS = {
+    "mni_1mm": os.path.join(SHARED_DATA, "open_ms_data", "cross_sectional_mni", "patient26_FLAIR.nii.gz"),
+    "sample": os.path.join("docs", "sample", "BRATS_474_flair.nii.gz"),
+    "native_skull_on_4mm": os.path.join(
+        SHARED_DATA, "open_ms_data", "longitudinal_raw", "patient01_study1_FLAIR.nii.gz"
+    ),
+    "brats_240": os.path.join(SHARED_DATA, "brats2018_flair", "Brats18_CBICA_AAB_1_flair.nii.gz"),
+}
+DEFAULT_INPUT = DEFAULT_INPUTS["mni_1mm"]
+MODES = ("default", "baseline", "ddpm1000", "unet")
+PART_MODES = ("ddpm1000", "unet")  # timed inside the process, on the first input only
+# the default and the default with config overrides (the optional default_* modes above): ratios in the same run
 SETTINGS = {
     "default": {},
     "default_plain": {"channels_last": False, "precision": "fp32"},
@@ -108,6 +107,7 @@ def _sync(device: str) -> None:
 
 
 def _run_default(parser, path: str, device: str, settings: dict | None = None) -> dict:
+    """The config in ``parser`` on ``path`` in this process, its outputs into a temporary folder (dev scripts)."""
     parser.update(settings or {})
     with tempfile.TemporaryDirectory(prefix="bench_") as out:
         parser.update({"datalist_files": [{"image": path}], "output_dir": out})
@@ -117,17 +117,38 @@ def _run_default(parser, path: str, device: str, settings: dict | None = None) -
     return {"settings": settings or {}, "network": type(evaluator.network).__name__}
 
 
+def _run_whole(mode: str, path: str, device: str, bundle_root: str) -> dict:
+    """One whole run of the inference config on ``path`` as ``monai.bundle run`` does it, with its stage times."""
+    from monai.bundle import run
+
+    from bundle.evaluation.stages import StageTimer
+
+    configs = BASELINE_CONFIGS if mode == "baseline" else ("inference.yaml",)
+    settings = SETTINGS.get(mode, {})
+    with tempfile.TemporaryDirectory(prefix="bench_") as out, StageTimer().installed() as timer:
+        run(config_file=[os.path.join(bundle_root, "configs", name) for name in configs], bundle_root=bundle_root,
+            output_dir=out, sample_image=path, device=f"$torch.device('{device}')", **settings)
+        _sync(device)
+        written = sorted(os.listdir(out))
+    called = {stage: sorted(names) for stage, names in timer.called.items()}
+    return {"settings": settings, "stages": dict(timer.seconds), "called": called, "written": written}
+
+
 def _run_ddpm(parser, path: str, device: str, slices: int, steps: int) -> dict:
     from bundle.model.reference import load_network, reference_sampler, sample_slices
     from bundle.preprocessing.slices import tissue_slices
 
-    keep_freed_memory(parser["keep_freed_memory"])  # the allocator settings of path a
+    keep_freed_memory(parser["keep_freed_memory"])  # the allocator settings of the default
     network = load_network(parser)
     volume = _preprocessed(parser, path, device)[0]
     tissue = tissue_slices(volume)
     chunk = tissue[len(tissue) // 2 - slices // 2 :][:slices]
+    _sync(device)
+    start = time.perf_counter()
     sample_slices(reference_sampler(parser, steps), volume, chunk, network)  # DDPM = DDIM, eta 1, all steps
-    return {"timed_slices": len(chunk), "tissue_slices": len(tissue), "scale": len(tissue) / len(chunk), "steps": steps}
+    _sync(device)
+    return {"timed_s": time.perf_counter() - start, "timed_slices": len(chunk), "tissue_slices": len(tissue),
+            "scale": len(tissue) / len(chunk), "steps": steps}
 
 
 def _run_unet(parser, path: str, device: str) -> dict:
@@ -136,65 +157,64 @@ def _run_unet(parser, path: str, device: str) -> dict:
     from bundle.model.inferer import SliceStackInferer
 
     channels = parser["image_channels"] * (2 * parser["context_slices"] + 1)
-    keep_freed_memory(parser["keep_freed_memory"])  # the allocator settings of path a
+    keep_freed_memory(parser["keep_freed_memory"])  # the allocator settings of the default
     unet = UNet(2, channels, 1, (16, 32, 64, 128, 256), (2, 2, 2, 2), num_res_units=1, norm="instance").to(device)
     volume = _preprocessed(parser, path, device)
+    _sync(device)
+    start = time.perf_counter()
     with torch.inference_mode():
         SliceStackInferer(parser["context_slices"], slice_batch_size=64)(volume, unet.eval())
-    return {"parameters": sum(p.numel() for p in unet.parameters())}
+    _sync(device)
+    return {"timed_s": time.perf_counter() - start, "parameters": sum(p.numel() for p in unet.parameters())}
 
 
-def worker(
-    mode: str, input: str, device: str, repeats: int, bundle_root: str, ddpm_slices: int, ddpm_steps: int = 1000
-) -> None:
-    """Warm up once, time ``repeats`` runs of ``mode``; print one JSON line (used by ``benchmark``)."""
+def worker(mode: str, input: str, device: str, bundle_root: str, ddpm_slices: int = 1, ddpm_steps: int = 1000) -> None:
+    """One measurement of ``mode`` on ``input`` in this process; prints one JSON line (used by ``benchmark``)."""
     torch.manual_seed(0)
-    runs = {
-        **{name: functools.partial(_run_default, path=input, device=device, settings=settings)
-           for name, settings in SETTINGS.items()},
-        "ddpm1000": lambda p: _run_ddpm(p, input, device, ddpm_slices, ddpm_steps),
-        "unet": lambda p: _run_unet(p, input, device),
-        "baseline": lambda p: _run_default(p, input, device),
-    }
-    configs = BASELINE_CONFIGS if mode == "baseline" else ("inference.yaml",)
-    times, info = [], {}
-    for i in range(repeats + 1):
-        parser = _parser(bundle_root, device, configs)
-        _sync(device)
-        start = time.perf_counter()
-        info = runs[mode](parser)
-        _sync(device)
-        if i > 0:  # run 0 is the warm-up
-            times.append(time.perf_counter() - start)
-    result = {"mode": mode, "times_s": times, **info}
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    if mode == "ddpm1000":
+        info = _run_ddpm(_parser(bundle_root, device), input, device, ddpm_slices, ddpm_steps)
+    elif mode == "unet":
+        info = _run_unet(_parser(bundle_root, device), input, device)
+    else:
+        info = _run_whole(mode, input, device, bundle_root)
+    info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     if device.startswith("cuda"):
-        result["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    print("BENCHMARK " + json.dumps(result))
+        info["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    print("BENCHMARK " + json.dumps(info))
 
 
 def _worker_result(
-    mode: str, input: str, device: str, repeats: int, bundle_root: str, ddpm_slices: int, ddpm_steps: int
+    mode: str, input: str, device: str, bundle_root: str, ddpm_slices: int, ddpm_steps: int
 ) -> dict:
-    cmd = [sys.executable, "-m", "bundle", "benchmark-worker", mode, input, device, str(repeats), bundle_root,
+    """One process measuring ``mode`` on ``input``: its result, with ``wall_s`` from its start to its exit."""
+    cmd = [sys.executable, "-m", "bundle", "benchmark-worker", mode, input, device, bundle_root,
            str(ddpm_slices), str(ddpm_steps)]
+    start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=bundle_root)
+    wall = time.perf_counter() - start
     lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCHMARK ")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"benchmark of {mode} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len("BENCHMARK "):])
+        raise RuntimeError(f"benchmark of {mode} on {input} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return {"wall_s": wall, **json.loads(lines[-1][len("BENCHMARK "):])}
 
 
-def _summarise(rounds: list[dict]) -> dict:
-    """One mode's worker results (one per round) -> its pooled times, median, range and peak memory."""
-    result = dict(rounds[0])
-    result["times_s"] = [t for r in rounds for t in r["times_s"]]
+def _summarise(mode: str, runs: list[dict]) -> dict:
+    """The timed runs of one mode on one input -> times, median, range, median per stage and peak memory."""
+    from bundle.evaluation.stages import ORDER
+
+    part = mode in PART_MODES
+    times = [r["timed_s"] if part else r["wall_s"] for r in runs]
+    result = {key: value for key, value in runs[0].items() if key not in ("wall_s", "timed_s", "stages")}
+    result.update(times_s=times, median_s=statistics.median(times), min_s=min(times), max_s=max(times))
     for key in ("peak_rss_mb", "cuda_peak_mb"):
-        if key in result:
-            result[key] = max(r[key] for r in rounds)
-    times = result["times_s"]
-    result.update(median_s=statistics.median(times), min_s=min(times), max_s=max(times))
-    if result["mode"] == "ddpm1000":
+        if key in runs[0]:
+            result[key] = max(r[key] for r in runs)
+    if not part:
+        stages = [dict(r["stages"], startup=r["wall_s"] - sum(r["stages"].values())) for r in runs]
+        names = [name for name in ORDER if any(name in s for s in stages)]
+        result["stages_median_s"] = {name: round(statistics.median(s.get(name, 0.0) for s in stages), 3)
+                                     for name in names}
+    if mode == "ddpm1000":
         result["timed_median_s"] = result["median_s"]
         result["median_s"] = result["median_s"] * result["scale"]
         result["note"] = (
@@ -204,40 +224,60 @@ def _summarise(rounds: list[dict]) -> dict:
     return result
 
 
+def _input_info(path: str) -> dict:
+    import nibabel as nib
+
+    image = nib.load(path)
+    spacing = [round(float(z), 3) for z in image.header.get_zooms()[:3]]
+    return {"path": path, "shape": list(image.shape), "spacing_mm": spacing}
+
+
 def benchmark(
     output: str,
-    input: str = "",
+    inputs: str | list[str] | tuple[str, ...] = (),
     device: str = "",
     repeats: int = 3,
     bundle_root: str = ".",
-    ddpm_slices: int = 2,
+    ddpm_slices: int = 1,
     modes: tuple[str, ...] = MODES,
     ddpm_steps: int = 1000,
     rounds: int = 1,
 ) -> dict:
-    """Measure the ``modes`` on ``input`` and write the results to ``output`` (JSON); returns them.
+    """Measure the ``modes`` on ``inputs`` (files, or the kinds of ``DEFAULT_INPUTS``; default: all four) and write
+    the results to ``output`` (JSON); returns them.
 
     ``rounds`` > 1 measures the modes in turn that many times (``repeats`` timed runs each time) and pools the times.
     ``ddpm_steps`` below 1000 is only for smoke tests: the ``ddpm1000`` entry then is not the T = 1000 baseline.
     """
     bundle_root = os.path.abspath(bundle_root)
-    input = os.path.abspath(input or os.path.join(bundle_root, DEFAULT_INPUT))
-    if not os.path.isfile(input):
-        raise FileNotFoundError(f"{input}: benchmark input not found (pass --input FILE)")
+    inputs = [inputs] if isinstance(inputs, str) else list(inputs or DEFAULT_INPUTS)
+    paths = {}
+    for item in inputs:
+        name = item if item in DEFAULT_INPUTS else os.path.basename(item).split(".")[0]
+        paths[name] = os.path.abspath(os.path.join(bundle_root, DEFAULT_INPUTS.get(item, item)))
+        if not os.path.isfile(paths[name]):
+            raise FileNotFoundError(f"{paths[name]}: benchmark input not found (pass --inputs FILE)")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if repeats < 1 or rounds < 1:
         raise ValueError(f"repeats and rounds must be >= 1, got {repeats} and {rounds}")
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config(os.path.join(bundle_root, "configs", "inference.yaml"))
-    measured = {mode: [] for mode in modes}
+    unknown = [m for m in modes if m not in (*SETTINGS, "baseline", *PART_MODES)]
+    if unknown:
+        raise ValueError(f"unknown modes {unknown}; known: {[*SETTINGS, 'baseline', *PART_MODES]}")
+    parser = _parser(bundle_root, device)
+    first = next(iter(paths))
+    jobs = [(name, mode) for name in paths for mode in modes if mode not in PART_MODES or name == first]
+    measured = {job: [] for job in jobs}
     for _ in range(rounds):
-        for mode in modes:
-            measured[mode].append(_worker_result(mode, input, device, repeats, bundle_root, ddpm_slices, ddpm_steps))
-    results = {mode: _summarise(measured[mode]) for mode in modes}
+        for name, mode in jobs:
+            warm_up = 0 if mode == "ddpm1000" else 1
+            for i in range(warm_up + repeats):
+                result = _worker_result(mode, paths[name], device, bundle_root, ddpm_slices, ddpm_steps)
+                if i >= warm_up:
+                    measured[(name, mode)].append(result)
+    results = {name: {} for name in paths}
+    for (name, mode), runs in measured.items():
+        results[name][mode] = _summarise(mode, runs)
     report = {
-        "input": input,
         "device": device,
         "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor()
         or platform.machine(),
@@ -248,11 +288,15 @@ def benchmark(
         "num_steps": parser["num_steps"],
         "repeats": repeats,
         "rounds": rounds,
+        "inputs": {name: _input_info(path) for name, path in paths.items()},
         "results": results,
+        "ratios": {},
     }
-    for name, (numerator, denominator) in RATIOS.items():
-        if numerator in results and denominator in results:
-            report[name] = results[numerator]["median_s"] / results[denominator]["median_s"]
+    for name, by_mode in results.items():
+        for key, (numerator, denominator) in RATIOS.items():
+            if numerator in by_mode and denominator in by_mode:
+                ratio = by_mode[numerator]["median_s"] / by_mode[denominator]["median_s"]
+                report["ratios"].setdefault(name, {})[key] = ratio
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
         json.dump(report, f, indent=2)

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from bundle import benchmark
+from bundle.evaluation import benchmark
 from bundle.model.inferer import DiffusionEnsembleInferer
 
 
