@@ -15,7 +15,8 @@ g. ``baseline``: the deterministic U-Net baseline's whole path (``configs/baseli
    of the sampler;
 d.-l. ``default_<variant>`` (optional, ``--modes``): the default with the settings of ``SETTINGS[mode]`` (speed
    settings off, all K steps, no mirroring, no input corrections, glibc's malloc defaults, no brain extraction,
-   whole slices, 16 slices per batch), so each one's cost is a ratio measured in the same run.
+   whole slices, 16 slices per batch, tiles over each slice's tissue box), so each one's cost is a ratio measured in
+   the same run.
 
 Part-path modes, on the first input only (timed inside the process, after the preprocessing):
 b. ``ddpm1000``: the same weights sampled by DDPM ancestral sampling over all T = 1000 steps (DDIM with eta = 1 over
@@ -69,6 +70,7 @@ SETTINGS = {
     "default_unstripped": {"skull_strip": False},
     "default_whole_slices": {"tile_size": 0},
     "default_slice_batch_16": {"slice_batch_size": 16},
+    "default_tissue_boxes": {"tile_box": 4},
 }
 BASELINE_CONFIGS = ("inference.yaml", "baseline_inference.yaml")
 # report key -> (numerator mode, denominator mode) of the median times, written when both modes were measured
@@ -84,6 +86,7 @@ RATIOS = {
     "ratio_default_over_unstripped": ("default", "default_unstripped"),
     "ratio_default_over_whole_slices": ("default", "default_whole_slices"),
     "ratio_slice_batch_16_over_default": ("default_slice_batch_16", "default"),
+    "ratio_default_over_tissue_boxes": ("default", "default_tissue_boxes"),
 }
 
 

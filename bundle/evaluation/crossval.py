@@ -40,6 +40,15 @@ MODELS = {
         "infer_overrides": {},
         "output_dir": "runs/cv",
     },
+    # the speed candidate: the diffusion folds' own snapshots, each slice tiled only over its tissue box
+    # (``tile_box``; scored into OUTPUT_DIR/tissue_boxes_score_<N>; trains nothing of its own)
+    "tissue_boxes": {
+        "train": (),
+        "infer": ("configs/inference.yaml",),
+        "infer_overrides": {"tile_box": 4},
+        "output_dir": "runs/cv",
+        "score_prefix": "tissue_boxes_score",
+    },
     "baseline": {
         "train": ("configs/train.yaml", "configs/baseline_train.yaml", "configs/crossval_train.yaml"),
         "infer": ("configs/inference.yaml", "configs/baseline_inference.yaml"),
@@ -370,7 +379,8 @@ def crossval(
     ``--samples``/``--steps`` 0: the inference config's N and K. ``--model baseline``: the deterministic U-Net
     baseline on the same folds, data and augmentation; ``--model hybrid``: a coarse head trained on each fold's
     diffusion snapshot at ``--base_iterations`` (0: the newest all folds have), the diffusion sampled only in its
-    region of interest; ``--model coarse``: that head alone (``MODELS``); ``--output_dir`` defaults to the model's.
+    region of interest; ``--model coarse``: that head alone; ``--model tissue_boxes``: the diffusion snapshots scored
+    with tiles over each slice's tissue box (``MODELS``); ``--output_dir`` defaults to the model's.
     """
     if stage not in ("train", "score", "all", "curve", "rule"):
         raise SystemExit(f"error: stage must be train, score, all, curve or rule, got {stage!r}")
@@ -381,6 +391,8 @@ def crossval(
     folds_file = folds_file if os.path.isabs(folds_file) else os.path.join(bundle_root, folds_file)
     cases = read_folds(folds_file)
     output_dir = os.path.abspath(output_dir or os.path.join(bundle_root, preset["output_dir"]))
+    if stage in ("train", "all") and not preset["train"]:
+        raise SystemExit(f"error: --model {model} trains nothing of its own; score it on {preset['output_dir']}")
     if stage in ("train", "all"):
         init_dir, init_iterations = "", 0
         if preset.get("init_from"):
@@ -407,7 +419,7 @@ def crossval(
         result = score_folds(cases, output_dir, bundle_root, iterations, folds, samples, steps, preset["infer"],
                              preset["infer_overrides"], preset.get("score_prefix", "score"))
     points = learning_curve(output_dir)
-    if points and stage != "train":
+    if points and stage != "train" and preset.get("score_prefix", "score") == "score":
         write_json_atomic(os.path.join(output_dir, "learning_curve.json"), points)
         with open(os.path.join(output_dir, "learning_curve.svg"), "w") as f:
             f.write(learning_curve_svg(points, f"{model}: pooled out-of-fold score against training iterations"))

@@ -55,6 +55,10 @@ class TissueSliceInferer(Inferer):
     ``sliding_window_inference``; all windows of a slice batch in one call), blended with Gaussian weights, both
     channels alike. The networks were trained on T x T patches, and their instance and group normalisations take
     statistics over whatever field of view they get: tiles give them the field of view of training. 0: whole slices.
+
+    Tissue boxes (``tile_box`` m >= 0, with tiles): each slice is tiled only over its own tissue's bounding box,
+    grown by m pixels and to at least T x T (within the slice), instead of over the whole cropped field of view, so a
+    slice whose tissue fits one tile costs one window instead of up to four; p = sigma = 0 outside the box. -1: off.
     """
 
     def __init__(
@@ -68,8 +72,10 @@ class TissueSliceInferer(Inferer):
         precision: str = "auto",
         tile_size: int = 0,
         tile_overlap: float = 0.25,
+        tile_box: int = -1,
     ) -> None:
         super().__init__()
+        self.tile_box = tile_box
         if tile_size < 0 or not 0 <= tile_overlap < 1:
             raise ValueError(f"tile_size must be >= 0 and tile_overlap in [0, 1), got {tile_size}, {tile_overlap}")
         self.tile_size, self.tile_overlap = tile_size, tile_overlap
@@ -133,14 +139,45 @@ class TissueSliceInferer(Inferer):
         with torch.autocast(volume.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             if not self.tile_size:
                 return self.predict(self._layout(stacks), network, generator).float()
-            return sliding_window_inference(
-                stacks,
-                roi_size=(self.tile_size, self.tile_size),
-                sw_batch_size=ALL_WINDOWS,
-                overlap=self.tile_overlap,
-                mode="gaussian",
-                predictor=lambda tiles: self.predict(self._layout(tiles.contiguous()), network, generator).float(),
-            ).float()
+            if self.tile_box < 0:
+                return self._tiled(stacks, network, generator)
+            output = torch.zeros((stacks.shape[0], 2, *stacks.shape[-2:]), device=stacks.device)
+            for i, box in enumerate(self.tissue_boxes(stacks)):
+                if box is not None:
+                    output[i : i + 1, :, box[0], box[1]] = self._tiled(stacks[i : i + 1, :, box[0], box[1]], network,
+                                                                        generator)
+            return output
+
+    def _tiled(self, stacks: torch.Tensor, network: torch.nn.Module, generator: torch.Generator) -> torch.Tensor:
+        """``predict`` in T x T windows over slice stacks (S, C', H, W), Gaussian-blended -> (S, 2, H, W) float32."""
+        return sliding_window_inference(
+            stacks,
+            roi_size=(self.tile_size, self.tile_size),
+            sw_batch_size=ALL_WINDOWS,
+            overlap=self.tile_overlap,
+            mode="gaussian",
+            predictor=lambda tiles: self.predict(self._layout(tiles.contiguous()), network, generator).float(),
+        ).float()
+
+    def tissue_boxes(self, stacks: torch.Tensor) -> list[tuple[slice, slice] | None]:
+        """Per slice stack (S, C', H, W): the in-plane box of its centre slice's tissue (> ``tissue_threshold``),
+        grown by ``tile_box`` pixels and to at least ``tile_size`` per axis within the slice; None without tissue."""
+        centre = stacks[:, stacks.shape[1] // 2]
+        boxes = []
+        for tissue in centre > self.tissue_threshold:
+            if not tissue.any():
+                boxes.append(None)
+                continue
+            box = []
+            for axis, size in zip((1, 0), tissue.shape):
+                where = tissue.any(dim=axis).nonzero()[:, 0]
+                low, high = int(where[0]) - self.tile_box, int(where[-1]) + 1 + self.tile_box
+                grow = max(self.tile_size - (high - low), 0)
+                low, high = low - grow // 2, high + grow - grow // 2
+                shift = max(-low, 0) - max(high - size, 0)  # move back inside the slice
+                box.append(slice(max(low + shift, 0), min(high + shift, size)))
+            boxes.append(tuple(box))
+        return boxes
 
 
 class DiffusionEnsembleInferer(TissueSliceInferer):
@@ -159,7 +196,8 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         channels_last, precision: speed settings (see ``TissueSliceInferer``).
         stop_tolerance: tau of adaptive stopping (module docstring); 0 runs all K steps on every slice.
         mirror: odd-numbered samples see the left-right mirrored slices (module docstring); no effect with N = 1.
-        tile_size, tile_overlap: sample in tiles of the training patch size (see ``TissueSliceInferer``).
+        tile_size, tile_overlap, tile_box: sample in tiles of the training patch size, over each slice's tissue box
+            with ``tile_box`` >= 0 (see ``TissueSliceInferer``).
         roi_threshold, roi_margin: sample only in the coarse head's region of interest (module docstring); 0: off.
     """
 
@@ -180,12 +218,13 @@ class DiffusionEnsembleInferer(TissueSliceInferer):
         mirror: bool = False,
         tile_size: int = 0,
         tile_overlap: float = 0.25,
+        tile_box: int = -1,
         roi_threshold: float = 0.0,
         roi_margin: int = 4,
     ) -> None:
         super().__init__(
             context_slices, slice_batch_size, tissue_threshold, min_tissue_fraction, seed, channels_last, precision,
-            tile_size, tile_overlap,
+            tile_size, tile_overlap, tile_box,
         )
         if not 0 <= roi_threshold < 1 or roi_margin < 0:
             raise ValueError(f"roi_threshold must be in [0, 1) and roi_margin >= 0, got {roi_threshold}, {roi_margin}")

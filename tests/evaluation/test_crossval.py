@@ -174,3 +174,20 @@ def test_hybrid_and_coarse_inference_overrides_build(model, inferer):
     assert parser.get_parsed_content("network").coarse_head is not None
     if model == "hybrid":
         assert built.roi_threshold == 0.1 and built.roi_margin == 4
+
+
+def test_tissue_boxes_scores_the_diffusion_snapshots_and_trains_nothing(tmp_path):
+    """``--model tissue_boxes`` reads the diffusion folds' snapshots with ``tile_box`` set, into its own score
+    folder; asking it to train is refused with one line."""
+    from bundle.evaluation.crossval import MODELS, crossval
+    from bundle.evaluation.evaluate import read_config
+
+    preset = MODELS["tissue_boxes"]
+    assert preset["output_dir"] == MODELS["diffusion"]["output_dir"] and preset["score_prefix"] != "score"
+    parser = read_config(str(BUNDLE_ROOT), list(preset["infer"]))
+    parser["bundle_root"] = str(BUNDLE_ROOT)
+    for key, value in preset["infer_overrides"].items():
+        parser[key] = value
+    assert parser.get_parsed_content("inferer").tile_box == 4
+    with pytest.raises(SystemExit, match="trains nothing of its own"):
+        crossval("train", model="tissue_boxes", output_dir=str(tmp_path), bundle_root=str(BUNDLE_ROOT))

@@ -327,3 +327,31 @@ def test_coarse_head_inferer_is_the_sigmoid_of_the_head(volume):
     stacks = volume[0, :, :, :, :6]
     expected = torch.sigmoid(50.0 * (stacks[0] - 1.0))
     assert torch.allclose(out[0, 0, :, :, :6], expected, atol=1e-6) and not out[0, 1].any()
+
+
+def test_tissue_boxes_tile_only_the_tissue_and_keep_the_result_inside_it():
+    """``tile_box``: a slice whose tissue fits one tile is sampled in one window instead of four (the denoiser sees
+    fewer masks), the box is grown by the margin and to one tile within the slice, p = sigma = 0 outside it, and
+    inside a box that holds the whole slice the result is the plain tiling's."""
+    volume = torch.zeros(1, 1, 150, 140, 3)
+    volume[0, 0, 30:80, 50:90, :] = 1.0 + 0.1 * torch.rand(50, 40, 3)  # tissue fits one 96 x 96 tile
+    plain, boxed = CoarseEchoNet(level=9.0), CoarseEchoNet(level=9.0)
+    settings = {"num_samples": 2, "num_inference_steps": 2, "tile_size": 96}
+    full = make_inferer(**settings)(volume, plain)
+    cut = make_inferer(tile_box=4, **settings)(volume, boxed)
+    assert boxed.denoised * 4 == plain.denoised  # 1 window per slice instead of 2 x 2
+    inferer = make_inferer(tile_box=4, **settings)
+    stacks = volume[0].permute(3, 0, 1, 2)[:1].repeat(1, 3, 1, 1)
+    (rows, cols), = inferer.tissue_boxes(stacks)
+    assert (rows.start, rows.stop) == (7, 103) and (cols.start, cols.stop) == (22, 118)  # centred, one tile
+    outside = torch.ones(150, 140, dtype=torch.bool)
+    outside[rows, cols] = False
+    assert not cut[0, :, outside].any() and cut[0, 0].amax() > 0
+    assert inferer.tissue_boxes(torch.zeros(1, 3, 150, 140)) == [None]
+    near_edge = torch.zeros(1, 3, 150, 140)
+    near_edge[:, :, 140:, 130:] = 1.0
+    (rows, cols), = inferer.tissue_boxes(near_edge)
+    assert (rows.start, rows.stop) == (54, 150) and (cols.start, cols.stop) == (44, 140)  # moved back inside
+    whole = torch.ones(1, 1, 150, 140, 2)
+    torch.testing.assert_close(make_inferer(tile_box=4, **settings)(whole, CoarseEchoNet(level=9.0)),
+                               make_inferer(**settings)(whole, CoarseEchoNet(level=9.0)))
