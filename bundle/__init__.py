@@ -15,20 +15,24 @@ The top level keeps the command line (``__main__``) and what every part shares (
 Importing ``bundle`` imports the modules the configs name in ``$bundle.<...>`` expressions.
 """
 
-import bundle.flags  # noqa: F401
-import bundle.inputs.data  # noqa: F401
-import bundle.inputs.input_check  # noqa: F401
-import bundle.memory  # noqa: F401
-import bundle.model.checkpoint  # noqa: F401
-import bundle.model.inferer  # noqa: F401
-import bundle.model.network  # noqa: F401
-import bundle.model.scheduler  # noqa: F401
-import bundle.outputs.report  # noqa: F401
-import bundle.preprocessing.bias_field  # noqa: F401
-import bundle.preprocessing.brain_extraction  # noqa: F401
-import bundle.preprocessing.intensity  # noqa: F401
-import bundle.preprocessing.slices  # noqa: F401
-import bundle.training.augment  # noqa: F401
-import bundle.training.losses  # noqa: F401
-import bundle.training.prepare_batch  # noqa: F401
-import bundle.training.synthesis  # noqa: F401
+import bundle.outputs.progress
+
+bundle.outputs.progress.quiet_libraries(bundle.outputs.progress.debug_requested())  # before the libraries load
+
+import bundle.flags  # noqa: F401, E402
+import bundle.inputs.data  # noqa: F401, E402
+import bundle.inputs.input_check  # noqa: F401, E402
+import bundle.memory  # noqa: F401, E402
+import bundle.model.checkpoint  # noqa: F401, E402
+import bundle.model.inferer  # noqa: F401, E402
+import bundle.model.network  # noqa: F401, E402
+import bundle.model.scheduler  # noqa: F401, E402
+import bundle.outputs.report  # noqa: F401, E402
+import bundle.preprocessing.bias_field  # noqa: F401, E402
+import bundle.preprocessing.brain_extraction  # noqa: F401, E402
+import bundle.preprocessing.intensity  # noqa: F401, E402
+import bundle.preprocessing.slices  # noqa: F401, E402
+import bundle.training.augment  # noqa: F401, E402
+import bundle.training.losses  # noqa: F401, E402
+import bundle.training.prepare_batch  # noqa: F401, E402
+import bundle.training.synthesis  # noqa: F401, E402

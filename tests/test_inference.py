@@ -23,12 +23,43 @@ def sample_run(tmp_path_factory):
     datalist = work / "list.json"
     datalist.write_text(json.dumps({"testing": [{"image": str(SAMPLE)}]}))
     out = work / "out"
-    run_bundle(
+    PRINTED["sample"] = run_bundle(
         "monai.bundle", "run", "--config_file", str(BUNDLE_ROOT / "configs" / "inference.yaml"),
         "--bundle_root", str(BUNDLE_ROOT), "--datalist", str(datalist), "--output_dir", str(out),
         "--num_samples", "4", "--num_steps", "4", cwd=work,
     )
     return out
+
+
+PRINTED = {}  # what the sample run printed
+
+
+def test_a_batch_prints_progress_and_one_line_per_case_not_library_noise(sample_run):
+    """The run shows a bar over its cases and the case's line; library deprecations, the optional GPU DICOM
+    decoder and the engine's INFO lines are not printed (``--debug true`` would show them)."""
+    report = json.loads((sample_run / "BRATS_474_flair_report.json").read_text())
+    printed = PRINTED["sample"].stdout + PRINTED["sample"].stderr
+    flag = "REVIEW REQUIRED" if report["review_required"] else "no review flag"
+    assert f"BRATS_474_flair: {report['lesion_count']} lesions, {report['lesion_volume_ml']:.1f} mL, {flag}" in printed
+    assert "1/1" in printed and "cases" in printed  # the bar, with its count
+    for noise in ("FutureWarning", "DeprecationWarning", "nvImageCodec", "Engine run resuming", "Restored all"):
+        assert noise not in printed, noise
+
+
+def test_a_batch_writes_its_cohort_tables(sample_run):
+    """cohort.csv has the case's row, lesions.csv one row per lesion of its report, with the report's values."""
+    import csv
+
+    report = json.loads((sample_run / "BRATS_474_flair_report.json").read_text())
+    (row,) = list(csv.DictReader((sample_run / "cohort.csv").open()))
+    assert row["case"] == "BRATS_474_flair" and row["status"] == "ok" and row["failure_reason"] == ""
+    assert int(row["lesion_count"]) == report["lesion_count"]
+    assert float(row["lesion_volume_ml"]) == report["lesion_volume_ml"]
+    assert row["review_required"] == str(report["review_required"])
+    lesions = list(csv.DictReader((sample_run / "lesions.csv").open()))
+    assert len(lesions) == report["lesion_count"]
+    assert [float(r["volume_ml"]) for r in lesions] == [les["volume_ml"] for les in report["lesions"]]
+    assert [float(lesions[0][f"centroid_{a}_mm"]) for a in "xyz"] == report["lesions"][0]["centroid_mm"]
 
 
 def test_sample_outputs_have_input_geometry(sample_run):

@@ -15,6 +15,7 @@ import nibabel as nib
 import numpy as np
 
 from bundle.inputs.dicom_series import DicomSeriesError, check_dicom_series, is_dicom_folder
+from bundle.outputs.cohort import write_cohort_tables
 from bundle.outputs.report import write_json_atomic
 
 MAX_VOXELS = 1024**3 // 2  # 0.5 G voxels: 2 GiB as float32 before any resampling
@@ -204,10 +205,12 @@ def remove_if_empty(folder: str) -> None:
 
 
 def finish_batch(output_dir: str, failures: list[dict], processed: int, staging_dir: str = "") -> None:
-    """Write ``failures.json`` (always, possibly empty), drop an empty staging folder, exit 1 if any case failed."""
+    """Write ``failures.json`` (always, possibly empty) and the cohort tables, drop an empty staging folder, exit 1
+    if any case failed."""
     os.makedirs(output_dir, exist_ok=True)
     remove_if_empty(staging_dir)
     write_json_atomic(os.path.join(output_dir, "failures.json"), failures)
+    write_cohort_tables(output_dir)
     if failures:
         lines = "\n".join(f"  {f['error']}" for f in failures)
         raise SystemExit(f"{len(failures)} of {len(failures) + processed} cases failed (see failures.json):\n{lines}")

@@ -21,6 +21,7 @@ from scipy import ndimage
 
 from bundle.inputs.data import case_name
 from bundle.inputs.dicom_series import not_flair_reason
+from bundle.outputs.cohort import write_cohort_tables
 from bundle.preprocessing.brain_extraction import STRIPPED_META_KEY
 
 
@@ -330,7 +331,7 @@ class PublishCased(MapTransform):
 
     Outputs are written into the staging folder first and renamed (atomic on one file system) only when the whole
     case is done, so a killed run leaves no partial file in ``output_dir``, and a case whose report is there is
-    complete (``--skip_existing`` relies on this).
+    complete (``--skip_existing`` relies on this). Then the cohort tables are rewritten (``bundle.outputs.cohort``).
     """
 
     def __init__(self, staging_dir: str, output_dir: str, image_key: str = "image") -> None:
@@ -344,4 +345,5 @@ class PublishCased(MapTransform):
             staged = os.path.join(self.staging_dir, case + suffix)
             if os.path.exists(staged):
                 os.replace(staged, os.path.join(self.output_dir, case + suffix))
+        write_cohort_tables(self.output_dir)
         return data

@@ -118,8 +118,8 @@ def test_outputs_appear_only_complete_and_skip_existing_reruns_nothing(tmp_path)
     run_bundle(*args)
     names = sorted(p.name for p in out.iterdir())
     assert names == ["BRATS_474_flair_brain.nii.gz", "BRATS_474_flair_report.json", "BRATS_474_flair_review.png",
-                     "BRATS_474_flair_seg.nii.gz", "BRATS_474_flair_uncertainty.nii.gz",
-                     "failures.json"]  # staging folder removed
+                     "BRATS_474_flair_seg.nii.gz", "BRATS_474_flair_uncertainty.nii.gz", "cohort.csv",
+                     "failures.json", "lesions.csv"]  # staging folder removed
     stamp = (out / "BRATS_474_flair_seg.nii.gz").stat().st_mtime_ns
     run_bundle(*args, "--skip_existing", "true")
     assert (out / "BRATS_474_flair_seg.nii.gz").stat().st_mtime_ns == stamp
@@ -132,12 +132,14 @@ def test_publish_moves_a_finished_case_with_the_report_last(tmp_path):
 
     staging, final = tmp_path / "staging", tmp_path / "final"
     staging.mkdir()
-    for suffix in ("_seg.nii.gz", "_uncertainty.nii.gz", "_report.json"):
+    for suffix in ("_seg.nii.gz", "_uncertainty.nii.gz"):
         (staging / f"case{suffix}").write_text("x")
+    (staging / "case_report.json").write_text('{"lesion_count": 0, "lesion_volume_ml": 0.0, "review_required": false}')
     (staging / "case_b_seg.nii.gz").write_text("another case")  # a case whose name extends this one
     image = MetaTensor(np.zeros((1, 2, 2, 2)), meta={"filename_or_obj": "/data/case.nii.gz"})
     PublishCased(str(staging), str(final))({"image": image})
-    assert sorted(p.name for p in final.iterdir()) == ["case_report.json", "case_seg.nii.gz", "case_uncertainty.nii.gz"]
+    assert sorted(p.name for p in final.iterdir()) == ["case_report.json", "case_seg.nii.gz", "case_uncertainty.nii.gz",
+                                                       "cohort.csv", "lesions.csv"]
     assert [p.name for p in staging.iterdir()] == ["case_b_seg.nii.gz"]
 
 

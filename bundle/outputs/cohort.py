@@ -1,0 +1,72 @@
+"""Cohort tables of a batch: ``cohort.csv`` (one row per case) and ``lesions.csv`` (one row per lesion).
+
+Both are built from what the batch has published in its output folder, the ``<case>_report.json`` files and
+``failures.json``, and rewritten atomically (temporary file, then rename) each time a case is published and when the
+batch ends, so the tables of an interrupted run always match the files it has published (and a run resumed with
+``--skip_existing`` lists the earlier cases too). Failed inputs are rows of ``cohort.csv`` with their reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import os
+
+REPORT_SUFFIX = "_report.json"
+COHORT_COLUMNS = (
+    "case", "status", "lesion_count", "lesion_volume_ml", "case_score", "case_score_value", "review_required",
+    "brain_volume_ml", "failure_reason",
+)
+LESION_COLUMNS = ("case", "lesion_id", "volume_ml", "centroid_x_mm", "centroid_y_mm", "centroid_z_mm",
+                  "mean_uncertainty")
+
+
+def _write_csv_atomic(path: str, columns: tuple[str, ...], rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    try:
+        with open(tmp, "w", newline="") as f:
+            f.write(buffer.getvalue())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def cohort_rows(output_dir: str) -> tuple[list[dict], list[dict]]:
+    """(case rows, lesion rows) of everything published in ``output_dir``, cases in name order, failures last."""
+    cases, lesions = [], []
+    for path in sorted(glob.glob(os.path.join(output_dir, "*" + REPORT_SUFFIX))):
+        case = os.path.basename(path)[: -len(REPORT_SUFFIX)]
+        with open(path) as f:
+            report = json.load(f)
+        score = report.get("case_score", "estimated_dice")
+        cases.append({
+            "case": case, "status": "ok", "lesion_count": report["lesion_count"],
+            "lesion_volume_ml": report["lesion_volume_ml"], "case_score": score,
+            "case_score_value": report.get(score), "review_required": report["review_required"],
+            "brain_volume_ml": report.get("brain_volume_ml"), "failure_reason": "",
+        })
+        for i, lesion in enumerate(report.get("lesions", []), start=1):
+            x, y, z = lesion["centroid_mm"]
+            lesions.append({"case": case, "lesion_id": i, "volume_ml": lesion["volume_ml"], "centroid_x_mm": x,
+                            "centroid_y_mm": y, "centroid_z_mm": z, "mean_uncertainty": lesion["mean_uncertainty"]})
+    failures_file = os.path.join(output_dir, "failures.json")
+    if os.path.isfile(failures_file):
+        with open(failures_file) as f:
+            for failure in json.load(f):
+                cases.append({"case": os.path.basename(os.path.normpath(failure["path"])), "status": "failed",
+                              "failure_reason": failure["error"]})
+    return cases, lesions
+
+
+def write_cohort_tables(output_dir: str) -> None:
+    """Rewrite ``cohort.csv`` and ``lesions.csv`` in ``output_dir`` from its published files (module docstring)."""
+    cases, lesions = cohort_rows(output_dir)
+    _write_csv_atomic(os.path.join(output_dir, "lesions.csv"), LESION_COLUMNS, lesions)
+    _write_csv_atomic(os.path.join(output_dir, "cohort.csv"), COHORT_COLUMNS, cases)
