@@ -28,7 +28,7 @@ def _write_csv_atomic(path: str, columns: tuple[str, ...], rows: list[dict]) -> 
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")  # one per process
     try:
         with open(tmp, "w", newline="") as f:
             f.write(buffer.getvalue())

@@ -34,7 +34,7 @@ def bundle_version(bundle_root: str) -> str:
 def write_json_atomic(path: str | os.PathLike, content: Any) -> None:
     """Write JSON to ``path`` via a temporary file and rename, so a killed run leaves no partial file."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: ranks may write the same file
     try:
         with open(tmp, "w") as f:
             json.dump(content, f, indent=2)
