@@ -8,6 +8,8 @@ Commands:
     benchmark    time and memory of the default inference vs DDPM-1000 vs a deterministic U-Net
                  (see bundle.evaluation.benchmark)
     review       one HTML page showing a batch of inference outputs, worst uncertainty first (see bundle.outputs.review)
+    finetune     adapt the shipped weights to a site's few labelled scans, in bounded time on a CPU
+                 (see bundle.training.finetune)
     export       trace models/model.pt to TorchScript models/model.ts (see bundle.model.export)
     label-serve  a MONAI Label 0.8.5 server for this bundle on 127.0.0.1 (see bundle.label.serve)
 
@@ -27,6 +29,7 @@ from bundle.evaluation.evaluate import evaluate
 from bundle.label.serve import label_serve
 from bundle.model.export import export_torchscript
 from bundle.outputs.review import review
+from bundle.training.finetune import finetune
 
 
 def main() -> None:
@@ -36,6 +39,7 @@ def main() -> None:
             "crossval": crossval,
             "benchmark": benchmark,
             "review": review,
+            "finetune": finetune,
             "export": export_torchscript,
             "label-serve": label_serve,
             "benchmark-worker": worker,  # one measurement in its own process (used by benchmark)
