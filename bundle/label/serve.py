@@ -42,18 +42,16 @@ def label_inference_config(num_samples: int | None = None, num_steps: int | None
 
 
 def label_train_config(epoch_length: int | None = None) -> dict:
-    """configs/train.yaml for MONAI Label: validate (and save models/model.pt) after every epoch, since MONAI
-    Label asks for few epochs; lesion-synthesis data taken from beside the original bundle, off when absent."""
+    """configs/train.yaml for MONAI Label with the local-adaptation recipe of ``python -m bundle finetune``
+    (configs/finetune.yaml: start from the served weights, its learning rate, no synthetic lesions), validating (and
+    saving models/model.pt) after every epoch, since MONAI Label asks for few epochs."""
     parser = read_config(BUNDLE_ROOT, "configs/train.yaml")
+    finetune = ConfigParser.load_config_file(os.path.join(BUNDLE_ROOT, "configs", "finetune.yaml"))
+    for key in ("init_weights", "learning_rate", "synthesis_prob", "initialize"):
+        parser[key] = finetune[key]
     parser["val_interval"] = 1
     if epoch_length:
         parser["epoch_length"] = epoch_length
-    shared = os.path.join(os.path.dirname(BUNDLE_ROOT), "shared", "data", "open_ms_data")
-    masks = os.path.join(shared, "lesion_masks_mni")
-    brain = os.path.join(shared, "cross_sectional_mni", "patient26_FLAIR.nii.gz")
-    parser["lesion_mask_dir"], parser["synthesis_brain"] = masks, brain
-    if not (os.path.isdir(masks) and os.path.isfile(brain)):
-        parser["synthesis_prob"] = 0.0
     return parser.get()
 
 

@@ -101,3 +101,18 @@ def test_train_runs_an_epoch_and_updates_the_served_model(server):
     assert trainer["max_epochs"] == 1 and trainer["iteration"] == trainer["epoch_length"] == 3
     after = torch.load(model, map_location="cpu", weights_only=True)
     assert any(not torch.equal(before[k], after[k]) for k in before), "validation saved the trained weights"
+
+
+def test_label_training_follows_the_finetune_recipe():
+    """MONAI Label's /train starts from the served weights with configs/finetune.yaml's learning rate and without
+    synthetic lesions, validating every epoch; the rest is the training recipe."""
+    from monai.bundle import ConfigParser
+
+    from bundle.label.serve import label_train_config
+
+    config = label_train_config(epoch_length=3)
+    finetune = ConfigParser.load_config_file(str(BUNDLE_ROOT / "configs" / "finetune.yaml"))
+    assert config["learning_rate"] == finetune["learning_rate"] and config["synthesis_prob"] == 0.0
+    assert config["val_interval"] == 1 and config["epoch_length"] == 3
+    assert config["init_weights"] == "$@bundle_root + '/models/model.pt'"  # the served model's own copy
+    assert any("load_state_dict" in step and "@init_weights" in step for step in config["initialize"])
