@@ -247,7 +247,8 @@ def benchmark(
     rounds: int = 1,
 ) -> dict:
     """Measure the ``modes`` on ``inputs`` (files, or the kinds of ``DEFAULT_INPUTS``; default: all four) and write
-    the results to ``output`` (JSON); returns them.
+    the results to ``output`` (JSON), with a markdown table (``.md``) and the chart of time per stage (``.svg``)
+    beside it (``bundle.evaluation.benchmark_report``); returns them.
 
     ``rounds`` > 1 measures the modes in turn that many times (``repeats`` timed runs each time) and pools the times.
     ``ddpm_steps`` below 1000 is only for smoke tests: the ``ddpm1000`` entry then is not the T = 1000 baseline.
@@ -300,7 +301,15 @@ def benchmark(
             if numerator in by_mode and denominator in by_mode:
                 ratio = by_mode[numerator]["median_s"] / by_mode[denominator]["median_s"]
                 report["ratios"].setdefault(name, {})[key] = ratio
+    from bundle.evaluation.benchmark_report import benchmark_markdown, stage_chart_svg
+
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
         json.dump(report, f, indent=2)
+    stem = os.path.splitext(output)[0]
+    with open(stem + ".md", "w") as f:
+        f.write(benchmark_markdown(report))
+    if any("stages_median_s" in r for by in results.values() for r in by.values()):
+        with open(stem + ".svg", "w") as f:
+            f.write(stage_chart_svg(report, "default" if "default" in modes else modes[0]))
     return report

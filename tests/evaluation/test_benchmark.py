@@ -49,6 +49,10 @@ def test_benchmark_times_whole_processes_by_stage_and_writes_the_ratios(tmp_path
                 "ratio_default_over_unstripped"):
         assert ratios[key] > 0, key
     assert ratios["ratio_default_over_baseline"] == results["default"]["median_s"] / results["baseline"]["median_s"]
+    table = (tmp_path / "bench.md").read_text()  # the table and the stage chart beside the JSON
+    assert f"| tiny | default | {results['default']['median_s']:.1f} |" in table and "ratio_default_over_unet" in table
+    svg = (tmp_path / "bench.svg").read_text()
+    assert svg.startswith("<svg") and "sampling" in svg and svg.count("<title>") >= 10
 
 
 def test_rounds_interleave_the_modes_and_pool_their_times(tmp_path, monkeypatch):
