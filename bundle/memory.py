@@ -3,7 +3,8 @@
 Every denoising step frees and re-allocates activations of the same sizes. With glibc's defaults an allocation above
 the mmap threshold is a fresh ``mmap`` whose pages the kernel zero-fills on first touch, and freeing memory at the
 top of the heap beyond the trim threshold hands it back at once; on the 2-core CPU this kernel work took more time
-than the model (docs/benchmarks.md, "glibc keeping freed memory"). ``keep_freed_memory`` sets
+than the model (``python -m bundle benchmark --modes "['default','default_glibc_defaults']"`` measures it).
+``keep_freed_memory`` sets
 
     M_MMAP_THRESHOLD = 2**31 - 1   (every block below 2 GiB comes from the heap, not from its own mmap)
     M_TRIM_THRESHOLD = unlimited   (the heap is never shrunk while the process runs)

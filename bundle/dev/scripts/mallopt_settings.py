@@ -1,4 +1,4 @@
-"""The README inference command under other glibc malloc settings (docs/benchmarks.md, "glibc keeping freed memory").
+"""The README inference command under other glibc malloc settings.
 
     MALLOPT=MMAP_THRESHOLD,TRIM_THRESHOLD,TOP_PAD /usr/bin/time -f "%e s wall, %S s system, %R minor faults" \\
         python bundle/dev/scripts/mallopt_settings.py OUTPUT_DIR

@@ -1,5 +1,5 @@
-"""Resident memory through the default inference path, per denoiser batch (the measurement behind benchmarks.md,
-"Four slices per batch on CPU"). Run from the bundle root with ../shared beside it:
+"""Resident memory through the default inference path, per denoiser batch (how the CPU slice batch size was chosen).
+Run from the bundle root with ../shared beside it:
 
     python bundle/dev/scripts/rss_trace.py '{"stop_tolerance": 0.0}'      # config overrides as JSON ('{}': the default)
 
