@@ -12,7 +12,7 @@ from conftest import BUNDLE_ROOT, RAW_MS, SAMPLE, SAMPLE_LABEL, require_shared, 
 REPORT_KEYS = {
     "input", "model_version", "num_samples", "num_steps", "seed", "lesion_count", "lesion_volume_ml", "lesions",
     "mean_uncertainty_in_lesions", "uncertainty_score", "estimated_dice", "review_required", "review_rule",
-    "sample_agreement", "lesion_fraction_at_brain_edge", "brain_volume_ml",
+    "sample_agreement", "lesion_fraction_at_brain_edge", "brain_volume_ml", "locations",
 }
 
 
@@ -60,6 +60,10 @@ def test_a_batch_writes_its_cohort_tables(sample_run):
     assert len(lesions) == report["lesion_count"]
     assert [float(r["volume_ml"]) for r in lesions] == [les["volume_ml"] for les in report["lesions"]]
     assert [float(lesions[0][f"centroid_{a}_mm"]) for a in "xyz"] == report["lesions"][0]["centroid_mm"]
+    assert [r["location"] for r in lesions] == [les["location"] for les in report["lesions"]]
+    places = ("periventricular", "juxtacortical", "infratentorial", "deep_white_matter")
+    assert sum(int(row[f"{p}_count"]) for p in places) == report["lesion_count"]
+    assert {p: int(row[f"{p}_count"]) for p in places} == {p: v["count"] for p, v in report["locations"].items()}
 
 
 def test_sample_outputs_have_input_geometry(sample_run):
@@ -150,3 +154,5 @@ def test_same_seed_in_another_process_with_glibc_malloc_defaults_gives_bit_ident
         a = np.asarray(nib.load(sample_run / f"BRATS_474_flair_{kind}.nii.gz").dataobj)
         b = np.asarray(nib.load(out / f"BRATS_474_flair_{kind}.nii.gz").dataobj)
         assert np.array_equal(a, b), kind
+    first, again = (json.loads((d / "BRATS_474_flair_report.json").read_text()) for d in (sample_run, out))
+    assert first["lesions"] == again["lesions"] and first["locations"] == again["locations"]  # registration too

@@ -1,4 +1,5 @@
-"""Cohort tables of a batch: ``cohort.csv`` (one row per case) and ``lesions.csv`` (one row per lesion).
+"""Cohort tables of a batch: ``cohort.csv`` (one row per case: counts and volumes, also per location) and
+``lesions.csv`` (one row per lesion, with its location).
 
 Both are built from what the batch has published in its output folder, the ``<case>_report.json`` files and
 ``failures.json``, and rewritten atomically (temporary file, then rename) each time a case is published and when the
@@ -14,12 +15,15 @@ import io
 import json
 import os
 
+from bundle.outputs.locations import LOCATIONS
+
 REPORT_SUFFIX = "_report.json"
 COHORT_COLUMNS = (
-    "case", "status", "lesion_count", "lesion_volume_ml", "case_score", "case_score_value", "review_required",
-    "brain_volume_ml", "failure_reason",
+    "case", "status", "lesion_count", "lesion_volume_ml",
+    *(f"{place}_{what}" for place in LOCATIONS for what in ("count", "volume_ml")),
+    "case_score", "case_score_value", "review_required", "brain_volume_ml", "failure_reason",
 )
-LESION_COLUMNS = ("case", "lesion_id", "volume_ml", "centroid_x_mm", "centroid_y_mm", "centroid_z_mm",
+LESION_COLUMNS = ("case", "lesion_id", "volume_ml", "centroid_x_mm", "centroid_y_mm", "centroid_z_mm", "location",
                   "mean_uncertainty")
 
 
@@ -51,11 +55,14 @@ def cohort_rows(output_dir: str) -> tuple[list[dict], list[dict]]:
             "lesion_volume_ml": report["lesion_volume_ml"], "case_score": score,
             "case_score_value": report.get(score), "review_required": report["review_required"],
             "brain_volume_ml": report.get("brain_volume_ml"), "failure_reason": "",
+            **{f"{place}_{what}": value[what] for place, value in report.get("locations", {}).items()
+               for what in ("count", "volume_ml")},
         })
         for i, lesion in enumerate(report.get("lesions", []), start=1):
             x, y, z = lesion["centroid_mm"]
             lesions.append({"case": case, "lesion_id": i, "volume_ml": lesion["volume_ml"], "centroid_x_mm": x,
-                            "centroid_y_mm": y, "centroid_z_mm": z, "mean_uncertainty": lesion["mean_uncertainty"]})
+                            "centroid_y_mm": y, "centroid_z_mm": z, "location": lesion.get("location", ""),
+                            "mean_uncertainty": lesion["mean_uncertainty"]})
     failures_file = os.path.join(output_dir, "failures.json")
     if os.path.isfile(failures_file):
         with open(failures_file) as f:

@@ -22,6 +22,7 @@ from scipy import ndimage
 from bundle.inputs.data import case_name
 from bundle.inputs.dicom_series import not_flair_reason
 from bundle.outputs.cohort import write_cohort_tables
+from bundle.outputs.locations import LOCATIONS, case_regions, lesion_locations
 from bundle.preprocessing.brain_extraction import STRIPPED_META_KEY
 
 
@@ -43,10 +44,16 @@ def write_json_atomic(path: str | os.PathLike, content: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def lesion_summary(mask: np.ndarray, uncertainty: np.ndarray, affine: np.ndarray) -> dict[str, Any]:
-    """Lesion count, volumes, centroids and uncertainties of binary ``mask`` (H, W, D) on grid ``affine``."""
+def lesion_summary(mask: np.ndarray, uncertainty: np.ndarray, affine: np.ndarray,
+                   regions: np.ndarray | None = None) -> dict[str, Any]:
+    """Lesion count, volumes, centroids and uncertainties of binary ``mask`` (H, W, D) on grid ``affine``; with the
+    location ``regions`` on that grid (``bundle.outputs.locations``) each lesion's location and the count and volume
+    per location."""
     voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
     labels, count = ndimage.label(mask > 0, structure=np.ones((3, 3, 3)))
+    places = None
+    if regions is not None:
+        places = lesion_locations(labels, count, regions, np.linalg.norm(affine[:3, :3], axis=0))
     lesions = []
     for index in range(1, count + 1):
         voxels = labels == index
@@ -57,17 +64,25 @@ def lesion_summary(mask: np.ndarray, uncertainty: np.ndarray, affine: np.ndarray
                 "volume_ml": round(float(voxels.sum()) * voxel_ml, 4),
                 "centroid_mm": [round(float(v), 2) for v in centroid_mm],
                 "mean_uncertainty": round(float(uncertainty[voxels].mean()), 4),
+                **({"location": places[index - 1]} if places is not None else {}),
             }
         )
     lesions.sort(key=lambda lesion: -lesion["volume_ml"])
     inside = mask > 0
-    return {
+    summary = {
         "lesion_count": int(count),
         "lesion_volume_ml": round(float(inside.sum()) * voxel_ml, 4),
         "mean_uncertainty_in_lesions": round(float(uncertainty[inside].mean()), 4) if inside.any() else 0.0,
         "voxel_volume_ml": voxel_ml,
         "lesions": lesions,
     }
+    if places is not None:
+        summary["locations"] = {
+            place: {"count": sum(les["location"] == place for les in lesions),
+                    "volume_ml": round(sum(les["volume_ml"] for les in lesions if les["location"] == place), 4)}
+            for place in LOCATIONS
+        }
+    return summary
 
 
 def estimated_dice(probability: np.ndarray, mask: np.ndarray) -> float:
@@ -232,6 +247,8 @@ class LesionReportd(MapTransform):
             rule (``review_decision``).
         case_score: which case score the rule and the report's ``uncertainty_score`` use (``case_score``).
         uncertain_voxel_threshold: voxels above it count towards the reported ``uncertain_volume_ml``.
+        locations: give each lesion its location (``bundle.outputs.locations``: the MNI atlas registered to the
+            preprocessed FLAIR under ``image_key``) and the count and volume per location.
     """
 
     def __init__(
@@ -252,8 +269,10 @@ class LesionReportd(MapTransform):
         case_score: str = "estimated_dice",
         lesion_volume_range_ml: Sequence[float] = (0.0, float("inf")),
         brain_volume_range_ml: Sequence[float] = (0.0, float("inf")),
+        locations: bool = False,
     ) -> None:
         super().__init__(keys=[mask_key, uncertainty_key])
+        self.locations = locations
         self.mask_key, self.uncertainty_key, self.image_key = mask_key, uncertainty_key, image_key
         self.probability_key, self.brain_key = probability_key, brain_key
         if case_score not in CASE_SCORES:
@@ -275,7 +294,13 @@ class LesionReportd(MapTransform):
         affine = np.asarray(torch.as_tensor(d[self.mask_key].affine).cpu().numpy(), dtype=np.float64)
         meta = d[self.image_key].meta if hasattr(d[self.image_key], "meta") else {}
         source = meta.get("filename_or_obj", "")
-        summary = lesion_summary(mask, uncertainty, affine)
+        regions = None
+        if self.locations:
+            image = d[self.image_key]
+            image_affine = np.asarray(torch.as_tensor(image.affine).cpu().numpy(), dtype=np.float64)
+            regions = case_regions(torch.as_tensor(image).detach().cpu().float().numpy()[0], image_affine, affine,
+                                   mask.shape)
+        summary = lesion_summary(mask, uncertainty, affine, regions)
         uncertain_ml = float((uncertainty > self.uncertain_voxel_threshold).sum()) * summary["voxel_volume_ml"]
         extent = tissue_extent_mm(d[self.image_key])
         score = round(case_uncertainty_score(probability, mask), 4) if probability is not None else None
@@ -312,6 +337,7 @@ class LesionReportd(MapTransform):
             "skull_stripped_by_bundle": bool(meta.get(STRIPPED_META_KEY, False)),
             "brain_volume_ml": brain_ml,
             "not_flair_reason": not_flair,
+            **({"locations": summary["locations"]} if "locations" in summary else {}),
             "lesions": summary["lesions"],
             "review_required": flagged,
             "review_rule": rule,
