@@ -210,7 +210,8 @@ def pooled_summary(results: list[dict]) -> dict:
 def score_folds(cases: list[dict], output_dir: str, bundle_root: str, iterations: int = 0, folds=None,
                 samples: int = 0, steps: int = 0, config_file=MODELS["diffusion"]["infer"],
                 infer_overrides: dict | None = None, score_prefix: str = "score") -> dict:
-    """Segment each fold's held-out cases with its snapshot and pool the scores (module docstring);
+    """Segment each fold's held-out cases with its snapshot and pool the scores (module docstring); a fold already
+    scored (its ``metrics.json`` written) is read, not run again, so an interrupted scoring resumes;
     ``infer_overrides``: inference config keys to set (written to ``score_<N>/overrides.yaml``, merged last)."""
     from bundle.evaluation.evaluate import evaluate
 
@@ -232,8 +233,14 @@ def score_folds(cases: list[dict], output_dir: str, bundle_root: str, iterations
             raise SystemExit(f"error: {fold_dir} has no weight snapshot at {iterations} iterations")
         datalist = os.path.join(score_dir, f"fold_{fold}_heldout.json")
         write_json_atomic(datalist, fold_datalist(cases, fold))
-        fold_result = evaluate(datalist, os.path.join(score_dir, f"fold_{fold}"), samples=samples, steps=steps,
-                               bundle_root=bundle_root, config_file=config_file, ckpt=ckpt, worst=0)
+        fold_metrics = os.path.join(score_dir, f"fold_{fold}", "metrics.json")
+        if os.path.isfile(fold_metrics):  # scored before an interruption: evaluate wrote it last, so it is complete
+            with open(fold_metrics) as f:
+                fold_result = json.load(f)
+            print(f"fold {fold}: already scored ({fold_metrics})", flush=True)
+        else:
+            fold_result = evaluate(datalist, os.path.join(score_dir, f"fold_{fold}"), samples=samples, steps=steps,
+                                   bundle_root=bundle_root, config_file=config_file, ckpt=ckpt, worst=0)
         held = {case_name(c["image"]): c for c in cases if c["fold"] == fold}
         for case in fold_result["cases"]:
             source = held[case["id"]]

@@ -191,3 +191,31 @@ def test_tissue_boxes_scores_the_diffusion_snapshots_and_trains_nothing(tmp_path
     assert parser.get_parsed_content("inferer").tile_box == 4
     with pytest.raises(SystemExit, match="trains nothing of its own"):
         crossval("train", model="tissue_boxes", output_dir=str(tmp_path), bundle_root=str(BUNDLE_ROOT))
+
+
+def test_an_interrupted_scoring_resumes_without_scoring_a_finished_fold_again(tmp_path, cases, monkeypatch):
+    import json
+
+    import bundle.evaluation.crossval as cv
+    import bundle.evaluation.evaluate as ev
+
+    base = tmp_path / "cv"
+    for fold in (0, 1):
+        (base / f"fold_{fold}").mkdir(parents=True)
+        (base / f"fold_{fold}" / "net_model_iteration=2000.pt").write_bytes(b"")
+    held = lambda fold: [cv.case_name(c["image"]) for c in cases if c["fold"] == fold]  # noqa: E731
+    row = {"dice": 0.5, "hd95": 1.0, "lesion_f1": 0.5, "avd_ml": 1.0, "ece": 0.01, "estimated_dice": 0.6,
+           "uncertainty_score": 0.4, "review_required": False}
+    done = base / "score_2000" / "fold_0"
+    done.mkdir(parents=True)
+    (done / "metrics.json").write_text(json.dumps({"cases": [{"id": n, **row} for n in held(0)]}))
+    scored = []
+
+    def fake_evaluate(datalist, output_dir, **kwargs):
+        scored.append(output_dir)
+        return {"cases": [{"id": n, **row} for n in held(1)]}
+
+    monkeypatch.setattr(ev, "evaluate", fake_evaluate)
+    result = cv.score_folds(cases, str(base), str(BUNDLE_ROOT), iterations=2000, folds=[0, 1])
+    assert scored == [str(base / "score_2000" / "fold_1")]  # fold 0 was read, not run again
+    assert len(result["cases"]) == len(held(0)) + len(held(1))
