@@ -67,3 +67,28 @@ def test_slice_batch_size_follows_the_device():
         parser = read_config(str(BUNDLE_ROOT), "configs/inference.yaml")
         parser.update({"bundle_root": str(BUNDLE_ROOT), "device": device})
         assert parser.get_parsed_content("slice_batch_size") == expected, device
+
+
+def test_small_lesions_leave_the_mask_before_it_is_saved_and_reported():
+    """``min_lesion_mm3`` drops lesions below that volume on the input grid, after thresholding and before the mask
+    is saved and reported."""
+    import numpy as np
+    import torch
+    from monai.data import MetaTensor
+
+    from bundle.evaluation.evaluate import read_config
+
+    parser = read_config(str(BUNDLE_ROOT), "configs/inference.yaml")
+    parser.update({"bundle_root": str(BUNDLE_ROOT), "min_lesion_mm3": 10})
+    transforms = parser["postprocessing"]["transforms"]
+    order = [t["_target_"] + ("/seg" if t.get("output_postfix") == "seg" else "") for t in transforms]
+    at = order.index("RemoveSmallObjectsd")
+    assert order.index("AsDiscreted") < at < order.index("SaveImaged/seg")
+    assert at < order.index("bundle.outputs.report.LesionReportd")
+    remove = parser.get_parsed_content(f"postprocessing#transforms#{at}")
+    mask = np.zeros((1, 12, 12, 8), np.float32)
+    mask[0, 1:4, 1:4, 1:3] = 1  # 18 voxels of 1.5 x 1.5 x 2 mm = 81 mm³
+    mask[0, 8, 8, 5:7] = 1  # 2 voxels = 9 mm³
+    affine = torch.diag(torch.tensor([1.5, 1.5, 2.0, 1.0], dtype=torch.float64))
+    out = remove({"pred_lesion": MetaTensor(torch.from_numpy(mask), affine=affine)})["pred_lesion"]
+    assert float(out.sum()) == 18 and float(out[0, 8, 8, 5]) == 0

@@ -10,6 +10,8 @@ Commands (experiments; the product's commands are ``python -m bundle``):
                           (see bundle.dev.semi_synthetic)
     acquisition-variants  labelled cases as thick-slice, tilted-grid, int16 or skull-on scans, with a datalist
                           (see bundle.dev.acquisition_variants)
+    min-lesion-size       pooled out-of-fold masks scored again without lesions below V mm³
+                          (see bundle.dev.min_lesion_size)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import fire
 
 from bundle.dev.acquisition_variants import acquisition_variants
 from bundle.dev.healthy_anatomy import healthy_cases
+from bundle.dev.min_lesion_size import min_lesion_size
 from bundle.dev.sampler_agreement import sampler_agreement
 from bundle.dev.semi_synthetic import semi_synthetic_cases
 from bundle.dev.sweep import sweep
@@ -31,6 +34,7 @@ def main() -> None:
             "healthy-anatomy": healthy_cases,
             "semi-synthetic": semi_synthetic_cases,
             "acquisition-variants": acquisition_variants,
+            "min-lesion-size": min_lesion_size,
         }
     )
 

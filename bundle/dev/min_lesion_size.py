@@ -1,0 +1,93 @@
+"""Minimum lesion size on pooled out-of-fold masks (docs/results.md, rule 6):
+``python -m bundle.dev min-lesion-size --score_dir runs/cv/score_2000 [--sizes "[5,10,20,40]"]``.
+
+Predicted lesions (26-connected components) smaller than V mm³ are removed from each saved out-of-fold mask with
+the transform the inference config uses (``monai.transforms.RemoveSmallObjects``, ``by_measure``, full
+connectivity, on the input grid), and the case is scored again with ``python -m bundle evaluate``'s metrics. The
+masks are deterministic, so this equals running the inference config with ``min_lesion_mm3: V``. Writes
+SCORE_DIR/min_lesion_size.json and .md: pooled MS and glioma means of Dice and lesion F1 per V (V = 0: no filter)
+and the rule's verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+from monai.transforms import RemoveSmallObjects
+
+from bundle.evaluation.crossval import FOLDS_FILE, KINDS, read_folds
+from bundle.evaluation.evaluate import case_metrics, load_case
+from bundle.inputs.data import case_name
+from bundle.outputs.report import write_json_atomic
+
+RULE_TIE = 0.005  # a V within this of the best MS lesion F1 loses to the smaller V
+MIN_F1_GAIN = 0.02  # against no filter
+MAX_DICE_LOSS = 0.005  # MS and glioma, against no filter
+
+
+def remove_small_lesions(seg, min_mm3: float):
+    """``seg`` (channel-first MetaTensor, 0/1) without its 26-connected components smaller than ``min_mm3`` mm³."""
+    if min_mm3 <= 0:
+        return seg
+    return RemoveSmallObjects(min_size=min_mm3, connectivity=3, by_measure=True)(seg)
+
+
+def choose(pooled: dict[float, dict]) -> dict:
+    """Rule 6 over ``{V: {"ms": {"dice", "lesion_f1"}, "glioma": {"dice", ...}}}`` (V = 0: no filter)."""
+    sizes = sorted(v for v in pooled if v > 0)
+    best_f1 = max(pooled[v]["ms"]["lesion_f1"] for v in sizes)
+    chosen = next(v for v in sizes if pooled[v]["ms"]["lesion_f1"] >= best_f1 - RULE_TIE)
+    base, cand = pooled[0], pooled[chosen]
+    checks = {
+        "ms_lesion_f1_gain": round(cand["ms"]["lesion_f1"] - base["ms"]["lesion_f1"], 4),
+        "ms_dice_change": round(cand["ms"]["dice"] - base["ms"]["dice"], 4),
+        "glioma_dice_change": round(cand["glioma"]["dice"] - base["glioma"]["dice"], 4),
+    }
+    passes = (checks["ms_lesion_f1_gain"] >= MIN_F1_GAIN and checks["ms_dice_change"] >= -MAX_DICE_LOSS
+              and checks["glioma_dice_change"] >= -MAX_DICE_LOSS)
+    return {"candidate_mm3": chosen, **checks, "adopt": passes}
+
+
+def min_lesion_size(score_dir: str, sizes=(5, 10, 20, 40), folds_file: str = FOLDS_FILE) -> dict:
+    """Score every case of ``score_dir`` (a ``crossval score`` output) at each minimum lesion size (module
+    docstring); returns the content of SCORE_DIR/min_lesion_size.json."""
+    sizes = [0.0] + sorted(float(v) for v in (json.loads(sizes) if isinstance(sizes, str) else sizes))
+    with open(os.path.join(score_dir, "metrics.json")) as f:
+        scored = json.load(f)
+    source = {case_name(c["image"]): c for c in read_folds(folds_file)}
+    per_case = []
+    for case in scored["cases"]:
+        image, label, seg, prob, unc = load_case(source[case["id"]], os.path.join(score_dir, f"fold_{case['fold']}"))
+        row = {"id": case["id"], "kind": case["kind"], "fold": case["fold"]}
+        for v in sizes:
+            metrics = case_metrics(image, label, remove_small_lesions(seg, v), prob, unc)
+            row[str(v)] = {k: metrics[k] for k in ("dice", "lesion_f1", "predicted_volume_ml")}
+        per_case.append(row)
+        print(case["id"], {v: row[str(v)]["lesion_f1"] for v in sizes}, flush=True)
+    pooled = {
+        v: {kind: {k: round(float(np.mean([r[str(v)][k] for r in per_case if r["kind"] == kind])), 4)
+                   for k in ("dice", "lesion_f1")} for kind in KINDS}
+        for v in sizes
+    }
+    result = {"score_dir": os.path.abspath(score_dir), "iterations": scored["iterations"], "pooled": pooled,
+              "rule": choose(pooled), "cases": per_case}
+    write_json_atomic(os.path.join(score_dir, "min_lesion_size.json"), result)
+    with open(os.path.join(score_dir, "min_lesion_size.md"), "w") as f:
+        f.write(markdown(result))
+    return result
+
+
+def markdown(result: dict) -> str:
+    """The pooled means per minimum size and the rule's verdict as Markdown."""
+    lines = [f"Minimum lesion size on the pooled out-of-fold masks at {result['iterations']} iterations\n",
+             "| min. lesion (mm³) | MS Dice | MS lesion F1 | glioma Dice | glioma lesion F1 |", "|---|---|---|---|---|"]
+    for v, p in sorted(result["pooled"].items(), key=lambda kv: float(kv[0])):
+        lines.append(f"| {float(v):g} | {p['ms']['dice']} | {p['ms']['lesion_f1']} | {p['glioma']['dice']} | "
+                     f"{p['glioma']['lesion_f1']} |")
+    rule = result["rule"]
+    lines.append(f"\nRule 6: candidate {rule['candidate_mm3']:g} mm³: MS lesion F1 {rule['ms_lesion_f1_gain']:+}, "
+                 f"MS Dice {rule['ms_dice_change']:+}, glioma Dice {rule['glioma_dice_change']:+}: "
+                 f"{'adopt' if rule['adopt'] else 'do not adopt'}")
+    return "\n".join(lines) + "\n"
