@@ -15,10 +15,11 @@ import json
 import os
 
 import numpy as np
+from monai.metrics import DiceMetric
 from monai.transforms import RemoveSmallObjects
 
 from bundle.evaluation.crossval import FOLDS_FILE, KINDS, read_folds
-from bundle.evaluation.evaluate import case_metrics, load_case
+from bundle.evaluation.evaluate import lesion_f1, load_case
 from bundle.inputs.data import case_name
 from bundle.outputs.report import write_json_atomic
 
@@ -32,6 +33,16 @@ def remove_small_lesions(seg, min_mm3: float):
     if min_mm3 <= 0:
         return seg
     return RemoveSmallObjects(min_size=min_mm3, connectivity=3, by_measure=True)(seg)
+
+
+def mask_metrics(seg, label) -> dict:
+    """Dice (``monai.metrics.DiceMetric``, as ``python -m bundle evaluate``), lesion F1 and predicted volume (mL) of
+    a channel-first mask against its label on the same grid."""
+    pred, truth = (seg > 0).float()[None], (label > 0).float()[None]
+    voxel_ml = abs(float(np.linalg.det(seg.affine[:3, :3].double().numpy()))) / 1000
+    return {"dice": round(DiceMetric(include_background=True, ignore_empty=False)(pred, truth).item(), 4),
+            "lesion_f1": round(lesion_f1(pred[0, 0].numpy() > 0, truth[0, 0].numpy() > 0), 4),
+            "predicted_volume_ml": round(float(pred.sum()) * voxel_ml, 4)}
 
 
 def choose(pooled: dict[float, dict]) -> dict:
@@ -59,11 +70,10 @@ def min_lesion_size(score_dir: str, sizes=(5, 10, 20, 40), folds_file: str = FOL
     source = {case_name(c["image"]): c for c in read_folds(folds_file)}
     per_case = []
     for case in scored["cases"]:
-        image, label, seg, prob, unc = load_case(source[case["id"]], os.path.join(score_dir, f"fold_{case['fold']}"))
+        _, label, seg, _, _ = load_case(source[case["id"]], os.path.join(score_dir, f"fold_{case['fold']}"))
         row = {"id": case["id"], "kind": case["kind"], "fold": case["fold"]}
         for v in sizes:
-            metrics = case_metrics(image, label, remove_small_lesions(seg, v), prob, unc)
-            row[str(v)] = {k: metrics[k] for k in ("dice", "lesion_f1", "predicted_volume_ml")}
+            row[str(v)] = mask_metrics(remove_small_lesions(seg, v), label)
         per_case.append(row)
         print(case["id"], {v: row[str(v)]["lesion_f1"] for v in sizes}, flush=True)
     pooled = {
