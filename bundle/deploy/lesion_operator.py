@@ -27,7 +27,7 @@ from monai.deploy.core import Fragment, Image, Operator, OperatorSpec
 from bundle.evaluation.evaluate import read_config
 from bundle.inputs.dicom_series import bids_sidecar
 from bundle.inputs.input_check import remove_if_empty
-from bundle.outputs.report import write_json_atomic
+from bundle.outputs.files import write_json_atomic
 
 CONFIGS = ("configs/inference.yaml", "configs/inference_torchscript.yaml")
 SERIES_KEYS = ("StudyInstanceUID", "SeriesInstanceUID", "SeriesDescription", "Modality")

@@ -45,7 +45,7 @@ from monai.transforms import LoadImage, ResampleToMatch
 from bundle.evaluation.evaluate import label_on_image_grid
 from bundle.inputs.data import case_name
 from bundle.inputs.input_check import grid_corners
-from bundle.outputs.report import write_json_atomic
+from bundle.outputs.files import write_json_atomic
 from bundle.training.head_shell import COLIN27_BRAIN, COLIN27_HEAD, load_head_shell, put_head_shell
 
 VARIANTS = ("thick_axial_5mm", "oblique_lps", "int16_scaled", "vertex_bias_field")

@@ -21,7 +21,7 @@ from monai.transforms import RemoveSmallObjects
 from bundle.evaluation.crossval import FOLDS_FILE, KINDS, read_folds
 from bundle.evaluation.evaluate import lesion_f1, load_case
 from bundle.inputs.data import case_name
-from bundle.outputs.report import write_json_atomic
+from bundle.outputs.files import write_json_atomic
 
 RULE_TIE = 0.005  # a V within this of the best MS lesion F1 loses to the smaller V
 MIN_F1_GAIN = 0.02  # against no filter

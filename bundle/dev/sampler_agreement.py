@@ -21,7 +21,7 @@ from monai.transforms import LoadImage
 
 from bundle.evaluation.evaluate import label_on_image_grid, labelled_datalist, read_config, set_weights
 from bundle.model.reference import config_sampler, load_network, reference_sampler, sample_slices
-from bundle.outputs.report import write_json_atomic
+from bundle.outputs.files import write_json_atomic
 from bundle.preprocessing.slices import tissue_slices
 
 

@@ -29,7 +29,7 @@ from monai.bundle import ConfigParser
 
 from bundle.evaluation.evaluate import read_config
 from bundle.inputs.data import case_name
-from bundle.outputs.report import write_json_atomic
+from bundle.outputs.files import write_json_atomic
 
 FOLDS_FILE = "configs/crossval.json"
 # the configs each model is trained and segmented with; ``infer_overrides``: inference keys set for its scoring

@@ -44,7 +44,7 @@ from bundle.inputs.input_check import (
     screen_datalist,
 )
 from bundle.outputs.overlay import save_review_png
-from bundle.outputs.report import write_json_atomic
+from bundle.outputs.files import write_json_atomic
 
 FAILURE_DICE = 0.5
 MISSED_FAILURE_DICE = 0.3  # a case below this Dice must be flagged for review

@@ -16,7 +16,7 @@ import numpy as np
 
 from bundle.inputs.dicom_series import DicomSeriesError, check_dicom_series, is_dicom_folder
 from bundle.outputs.cohort import write_cohort_tables
-from bundle.outputs.report import write_json_atomic
+from bundle.outputs.files import write_json_atomic
 
 MAX_VOXELS = 1024**3 // 2  # 0.5 G voxels: 2 GiB as float32 before any resampling
 # magnitude MRI is >= 0; interpolation ringing leaves a few negative voxels (<= 0.5 % of the non-zero voxels of the

@@ -15,6 +15,7 @@ import io
 import json
 import os
 
+from bundle.outputs.files import write_text_atomic
 from bundle.outputs.locations import LOCATIONS
 
 REPORT_SUFFIX = "_report.json"
@@ -27,19 +28,12 @@ LESION_COLUMNS = ("case", "lesion_id", "volume_ml", "centroid_x_mm", "centroid_y
                   "mean_uncertainty")
 
 
-def _write_csv_atomic(path: str, columns: tuple[str, ...], rows: list[dict]) -> None:
+def _csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")  # one per process
-    try:
-        with open(tmp, "w", newline="") as f:
-            f.write(buffer.getvalue())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    return buffer.getvalue()
 
 
 def cohort_rows(output_dir: str) -> tuple[list[dict], list[dict]]:
@@ -75,5 +69,5 @@ def cohort_rows(output_dir: str) -> tuple[list[dict], list[dict]]:
 def write_cohort_tables(output_dir: str) -> None:
     """Rewrite ``cohort.csv`` and ``lesions.csv`` in ``output_dir`` from its published files (module docstring)."""
     cases, lesions = cohort_rows(output_dir)
-    _write_csv_atomic(os.path.join(output_dir, "lesions.csv"), LESION_COLUMNS, lesions)
-    _write_csv_atomic(os.path.join(output_dir, "cohort.csv"), COHORT_COLUMNS, cases)
+    write_text_atomic(os.path.join(output_dir, "lesions.csv"), _csv_text(LESION_COLUMNS, lesions))
+    write_text_atomic(os.path.join(output_dir, "cohort.csv"), _csv_text(COHORT_COLUMNS, cases))

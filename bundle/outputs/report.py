@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -22,6 +21,7 @@ from scipy import ndimage
 from bundle.inputs.data import case_name
 from bundle.inputs.dicom_series import not_flair_reason
 from bundle.outputs.cohort import write_cohort_tables
+from bundle.outputs.files import write_json_atomic
 from bundle.outputs.locations import LOCATIONS, case_regions, lesion_locations
 from bundle.preprocessing.brain_extraction import STRIPPED_META_KEY
 
@@ -30,18 +30,6 @@ def bundle_version(bundle_root: str) -> str:
     """Version recorded in ``configs/metadata.json``."""
     with open(os.path.join(bundle_root, "configs", "metadata.json")) as f:
         return json.load(f)["version"]
-
-
-def write_json_atomic(path: str | os.PathLike, content: Any) -> None:
-    """Write JSON to ``path`` via a temporary file and rename, so a killed run leaves no partial file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: ranks may write the same file
-    try:
-        with open(tmp, "w") as f:
-            json.dump(content, f, indent=2)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def lesion_summary(mask: np.ndarray, uncertainty: np.ndarray, affine: np.ndarray,

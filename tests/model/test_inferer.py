@@ -337,7 +337,7 @@ def test_tissue_boxes_tile_only_the_tissue_and_keep_the_result_inside_it():
     volume[0, 0, 30:80, 50:90, :] = 1.0 + 0.1 * torch.rand(50, 40, 3)  # tissue fits one 96 x 96 tile
     plain, boxed = CoarseEchoNet(level=9.0), CoarseEchoNet(level=9.0)
     settings = {"num_samples": 2, "num_inference_steps": 2, "tile_size": 96}
-    full = make_inferer(**settings)(volume, plain)
+    make_inferer(**settings)(volume, plain)
     cut = make_inferer(tile_box=4, **settings)(volume, boxed)
     assert boxed.denoised * 4 == plain.denoised  # 1 window per slice instead of 2 x 2
     inferer = make_inferer(tile_box=4, **settings)

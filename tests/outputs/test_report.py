@@ -14,7 +14,6 @@ from bundle.outputs.report import (
     review_decision,
     sample_agreement,
     tissue_extent_mm,
-    write_json_atomic,
 )
 
 
@@ -77,16 +76,6 @@ def test_tissue_extent_in_mm():
     image[0, 10:30, 5:25, 3:8] = 1.0
     affine = torch.diag(torch.tensor([1.5, 2.0, 3.0, 1.0]))
     assert tissue_extent_mm(MetaTensor(image, affine=affine)) == [30.0, 40.0, 15.0]
-
-
-def test_json_is_written_whole_or_not_at_all(tmp_path):
-    target = tmp_path / "r.json"
-    write_json_atomic(target, {"a": 1})
-    assert target.read_text().strip().startswith("{") and not list(tmp_path.glob(".*.tmp"))
-    with pytest.raises(TypeError):
-        write_json_atomic(target, {"a": object()})
-    assert '"a": 1' in target.read_text()  # the earlier complete file survives a failed write
-    assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_estimated_dice_by_hand():
