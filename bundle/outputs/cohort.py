@@ -36,27 +36,46 @@ def _csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
+# rows of each report already read, by path: (mtime_ns, size) when read, case row, lesion rows; a batch rewrites
+# its tables after every case, so without it a batch of N cases would parse N^2 / 2 reports
+_READ: dict[str, tuple[tuple[int, int], dict, list[dict]]] = {}
+
+
+def report_rows(path: str) -> tuple[dict, list[dict]]:
+    """(case row, lesion rows) of one published ``<case>_report.json``; read again only when the file changed."""
+    stat = os.stat(path)
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    if path in _READ and _READ[path][0] == stamp:
+        return _READ[path][1], _READ[path][2]
+    case = os.path.basename(path)[: -len(REPORT_SUFFIX)]
+    with open(path) as f:
+        report = json.load(f)
+    score = report.get("case_score", "estimated_dice")
+    row = {
+        "case": case, "status": "ok", "lesion_count": report["lesion_count"],
+        "lesion_volume_ml": report["lesion_volume_ml"], "case_score": score,
+        "case_score_value": report.get(score), "review_required": report["review_required"],
+        "brain_volume_ml": report.get("brain_volume_ml"), "failure_reason": "",
+        **{f"{place}_{what}": value[what] for place, value in report.get("locations", {}).items()
+           for what in ("count", "volume_ml")},
+    }
+    lesions = []
+    for i, lesion in enumerate(report.get("lesions", []), start=1):
+        x, y, z = lesion["centroid_mm"]
+        lesions.append({"case": case, "lesion_id": i, "volume_ml": lesion["volume_ml"], "centroid_x_mm": x,
+                        "centroid_y_mm": y, "centroid_z_mm": z, "location": lesion.get("location", ""),
+                        "mean_uncertainty": lesion["mean_uncertainty"]})
+    _READ[path] = (stamp, row, lesions)
+    return row, lesions
+
+
 def cohort_rows(output_dir: str) -> tuple[list[dict], list[dict]]:
     """(case rows, lesion rows) of everything published in ``output_dir``, cases in name order, failures last."""
     cases, lesions = [], []
-    for path in sorted(glob.glob(os.path.join(output_dir, "*" + REPORT_SUFFIX))):
-        case = os.path.basename(path)[: -len(REPORT_SUFFIX)]
-        with open(path) as f:
-            report = json.load(f)
-        score = report.get("case_score", "estimated_dice")
-        cases.append({
-            "case": case, "status": "ok", "lesion_count": report["lesion_count"],
-            "lesion_volume_ml": report["lesion_volume_ml"], "case_score": score,
-            "case_score_value": report.get(score), "review_required": report["review_required"],
-            "brain_volume_ml": report.get("brain_volume_ml"), "failure_reason": "",
-            **{f"{place}_{what}": value[what] for place, value in report.get("locations", {}).items()
-               for what in ("count", "volume_ml")},
-        })
-        for i, lesion in enumerate(report.get("lesions", []), start=1):
-            x, y, z = lesion["centroid_mm"]
-            lesions.append({"case": case, "lesion_id": i, "volume_ml": lesion["volume_ml"], "centroid_x_mm": x,
-                            "centroid_y_mm": y, "centroid_z_mm": z, "location": lesion.get("location", ""),
-                            "mean_uncertainty": lesion["mean_uncertainty"]})
+    for path in sorted(glob.glob(os.path.join(os.path.abspath(output_dir), "*" + REPORT_SUFFIX))):
+        row, rows = report_rows(path)
+        cases.append(dict(row))
+        lesions += [dict(r) for r in rows]
     failures_file = os.path.join(output_dir, "failures.json")
     if os.path.isfile(failures_file):
         with open(failures_file) as f:

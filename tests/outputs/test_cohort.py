@@ -68,3 +68,18 @@ def test_failed_inputs_are_rows_with_their_reason(tmp_path):
     assert rows(tmp_path / "lesions.csv") == []
     write_cohort_tables(str(tmp_path))  # idempotent
     assert rows(tmp_path / "cohort.csv") == cohort
+
+
+def test_each_report_is_parsed_once_until_it_changes(tmp_path, monkeypatch):
+    import bundle.outputs.cohort as cohort
+
+    path = tmp_path / "a_report.json"
+    path.write_text(json.dumps(report(1, False)))
+    parsed = []
+    monkeypatch.setattr(cohort.json, "load", lambda f: parsed.append(f.name) or json.loads(f.read()))
+    write_cohort_tables(str(tmp_path))
+    write_cohort_tables(str(tmp_path))
+    assert len(parsed) == 1 and rows(tmp_path / "cohort.csv")[0]["lesion_count"] == "1"
+    path.write_text(json.dumps(report(3, True)))  # rewritten (e.g. the case was run again): read again
+    write_cohort_tables(str(tmp_path))
+    assert len(parsed) == 2 and rows(tmp_path / "cohort.csv")[0]["lesion_count"] == "3"
