@@ -255,7 +255,7 @@ def score_folds(cases: list[dict], output_dir: str, bundle_root: str, iterations
 
 def pooled_markdown(result: dict) -> str:
     """One table per kind: cases, then the mean."""
-    from bundle.evaluation.evaluate import METRICS
+    from bundle.evaluation.evaluate import FAILURE_DICE, METRICS, MISSED_FAILURE_DICE
 
     cols = [*METRICS, "uncertainty_score", "review_required"]
     out = [f"Pooled out-of-fold predictions, snapshot at {result['iterations']} iterations\n"]
@@ -267,7 +267,8 @@ def pooled_markdown(result: dict) -> str:
         out += [f"| {c['id']} | {c['fold']} | " + " | ".join(str(c.get(k)) for k in cols) + " |" for c in chosen]
         mean = result["mean"][kind]
         out.append("| **mean** | | " + " | ".join(str(mean.get(k, "")) for k in METRICS) + " | | |")
-        out.append(f"\nfailure AUROC: {mean['failure_auroc']}")
+        out.append(f"\nfailure AUROC (Dice < {FAILURE_DICE}): {mean['failure_auroc']}; AURC: {mean['aurc']}; "
+                   f"cases with Dice < {MISSED_FAILURE_DICE} not flagged: {mean['unflagged_failures']}")
     return "\n".join(out) + "\n"
 
 

@@ -9,7 +9,16 @@ import pytest
 import torch
 from conftest import BUNDLE_ROOT, SHARED_DATA, require_shared
 
-from bundle.evaluation.crossval import ALL, FOLDS_FILE, fold_datalist, folds_of, pooled_summary, read_folds, snapshots
+from bundle.evaluation.crossval import (
+    ALL,
+    FOLDS_FILE,
+    fold_datalist,
+    folds_of,
+    pooled_markdown,
+    pooled_summary,
+    read_folds,
+    snapshots,
+)
 from bundle.model.precision import AutocastInferer
 
 
@@ -86,6 +95,11 @@ def test_pooled_summary_is_per_kind():
     assert summary["ms"]["dice"] == 0.2 and summary["glioma"]["dice"] == 0.9
     assert summary["all"]["dice"] == pytest.approx(0.55)
     assert summary["all"]["failure_auroc"] == 1.0  # the failing case has the higher score
+    rows = [dict(r, id=r["kind"] + "_case", fold=0, review_required=r["kind"] == "ms") for r in rows]
+    table = pooled_markdown({"iterations": 2000, "mean": pooled_summary(rows), "cases": rows})
+    assert "| ms_case | 0 | 0.2 | 5.0 | 0.5 | 1.0 | 0.01 | 0.6 | True |" in table
+    assert "| **mean** | | 0.9 | 3.0 | 1.0 | 2.0 | 0.02 | | |" in table
+    assert "AUROC (Dice < 0.5): None; AURC: 0.8; cases with Dice < 0.3 not flagged: 0" in table  # MS: flagged
 
 
 @pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
