@@ -20,7 +20,7 @@ import fire
 
 from bundle.dev.acquisition_variants import acquisition_variants
 from bundle.dev.healthy_anatomy import healthy_cases
-from bundle.dev.min_lesion_size import min_lesion_size
+from bundle.dev.min_lesion_size import min_lesion_size_command
 from bundle.dev.sampler_agreement import sampler_agreement
 from bundle.dev.semi_synthetic import semi_synthetic_cases
 from bundle.dev.sweep import sweep
@@ -34,7 +34,7 @@ def main() -> None:
             "healthy-anatomy": healthy_cases,
             "semi-synthetic": semi_synthetic_cases,
             "acquisition-variants": acquisition_variants,
-            "min-lesion-size": min_lesion_size,
+            "min-lesion-size": min_lesion_size_command,
         }
     )
 

@@ -75,7 +75,7 @@ def min_lesion_size(score_dir: str, sizes=(5, 10, 20, 40), folds_file: str = FOL
         for v in sizes:
             row[str(v)] = mask_metrics(remove_small_lesions(seg, v), label)
         per_case.append(row)
-        print(case["id"], {v: row[str(v)]["lesion_f1"] for v in sizes}, flush=True)
+        print(f"{case['id']}: lesion F1 by minimum size {[row[str(v)]['lesion_f1'] for v in sizes]}", flush=True)
     pooled = {
         v: {kind: {k: round(float(np.mean([r[str(v)][k] for r in per_case if r["kind"] == kind])), 4)
                    for k in ("dice", "lesion_f1")} for kind in KINDS}
@@ -101,3 +101,8 @@ def markdown(result: dict) -> str:
                  f"MS Dice {rule['ms_dice_change']:+}, glioma Dice {rule['glioma_dice_change']:+}: "
                  f"{'adopt' if rule['adopt'] else 'do not adopt'}")
     return "\n".join(lines) + "\n"
+
+
+def min_lesion_size_command(score_dir: str, sizes=(5, 10, 20, 40), folds_file: str = FOLDS_FILE) -> None:
+    """Command line: ``min_lesion_size``, printing the Markdown summary instead of the returned dictionary."""
+    print(markdown(min_lesion_size(score_dir, sizes, folds_file)), end="")
