@@ -21,6 +21,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -78,6 +79,17 @@ MODELS = {
         "init_from": "diffusion",
         "score_prefix": "coarse_score",
     },
+    # the faint-lesion candidate (docs/results.md rule 7): each diffusion fold's training state at ``branch_at``
+    # iterations copied and trained on with fainter labelled and synthetic lesions, everything else identical
+    "faint_lesions": {
+        "train": ("configs/train.yaml", "configs/crossval_train.yaml"),
+        "train_overrides": "--faint_lesion_prob 0.3 --train#augmentation#0#ratio_range [1.15,1.7]",
+        "infer": ("configs/inference.yaml",),
+        "infer_overrides": {},
+        "output_dir": "runs/cv_faint",
+        "branch_from": "diffusion",
+        "branch_at": 2000,
+    },
 }
 KINDS = ("ms", "glioma")
 ALL = "all"  # the "fold" trained on every case
@@ -131,6 +143,25 @@ def newest_state(fold_dir: str) -> str:
     """The newest full training state in ``fold_dir`` ("" if none), to resume from."""
     states = glob.glob(os.path.join(fold_dir, "resume_checkpoint_*.pt"))
     return max(states, key=state_epoch) if states else ""
+
+
+def branch_states(base_dir: str, output_dir: str, folds: list, iterations: int, epoch_length: int) -> None:
+    """Copy each fold's training state at ``iterations`` from ``base_dir`` into ``output_dir`` (a branch of the same
+    run, trained on with other settings), unless that fold already has a state of its own there."""
+    for fold in folds:
+        target = os.path.join(output_dir, f"fold_{fold}")
+        if newest_state(target):
+            continue
+        if iterations % epoch_length:
+            raise SystemExit(f"error: {iterations} iterations is not a multiple of the epoch length {epoch_length}")
+        name = f"resume_checkpoint_epoch={iterations // epoch_length}.pt"
+        source = os.path.join(base_dir, f"fold_{fold}", name)
+        if not os.path.isfile(source):
+            raise SystemExit(f"error: {source} not found: the branch needs the training state at {iterations} "
+                             f"iterations")
+        os.makedirs(target, exist_ok=True)
+        shutil.copy2(source, os.path.join(target, name))
+        print(f"fold {fold}: branched from {source}", flush=True)
 
 
 def newest_common_snapshot(output_dir: str, folds: list) -> int:
@@ -388,7 +419,8 @@ def crossval(
     baseline on the same folds, data and augmentation; ``--model hybrid``: a coarse head trained on each fold's
     diffusion snapshot at ``--base_iterations`` (0: the newest all folds have), the diffusion sampled only in its
     region of interest; ``--model coarse``: that head alone; ``--model tissue_boxes``: the diffusion snapshots scored
-    with tiles over each slice's tissue box (``MODELS``); ``--output_dir`` defaults to the model's.
+    with tiles over each slice's tissue box; ``--model faint_lesions``: the diffusion folds' states at 2,000
+    iterations trained on with fainter lesions (``MODELS``); ``--output_dir`` defaults to the model's.
     """
     if stage not in ("train", "score", "all", "curve", "rule"):
         raise SystemExit(f"error: stage must be train, score, all, curve or rule, got {stage!r}")
@@ -406,6 +438,11 @@ def crossval(
         if preset.get("init_from"):
             init_dir = os.path.join(bundle_root, MODELS[preset["init_from"]]["output_dir"])
             init_iterations = base_iterations or newest_common_snapshot(init_dir, folds_of(cases, folds))
+        if preset.get("branch_from"):
+            epoch_length = int(read_config(bundle_root, list(preset["train"]))["epoch_length"])
+            branch_states(os.path.join(bundle_root, MODELS[preset["branch_from"]]["output_dir"]), output_dir,
+                          folds_of(cases, folds), preset["branch_at"], epoch_length)
+        overrides = " ".join(filter(None, [preset.get("train_overrides", ""), overrides]))
         train_folds(cases, output_dir, bundle_root, folds, ms_repeats, preset["train"], overrides, until,
                     init_dir, init_iterations)
     result = None

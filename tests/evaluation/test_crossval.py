@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -233,3 +234,34 @@ def test_an_interrupted_scoring_resumes_without_scoring_a_finished_fold_again(tm
     result = cv.score_folds(cases, str(base), str(BUNDLE_ROOT), iterations=2000, folds=[0, 1])
     assert scored == [str(base / "score_2000" / "fold_1")]  # fold 0 was read, not run again
     assert len(result["cases"]) == len(held(0)) + len(held(1))
+
+
+def test_faint_lesions_branch_from_the_diffusion_states_and_train_on_with_their_flags(tmp_path, monkeypatch):
+    import bundle.evaluation.crossval as cv
+
+    root = tmp_path / "bundle"
+    shutil.copytree(BUNDLE_ROOT / "configs", root / "configs")
+    for fold in range(4):
+        (root / "runs" / "cv" / f"fold_{fold}").mkdir(parents=True)
+        for epoch in (2, 4):
+            (root / "runs" / "cv" / f"fold_{fold}" / f"resume_checkpoint_epoch={epoch}.pt").write_text(str(epoch))
+    own = root / "runs" / "cv_faint" / "fold_2" / "resume_checkpoint_epoch=6.pt"  # fold 2 has gone on already
+    own.parent.mkdir(parents=True)
+    own.write_text("6")
+    commands = []
+    monkeypatch.setattr(cv.subprocess, "run", lambda command, check: commands.append(command))
+    cv.crossval("train", model="faint_lesions", bundle_root=str(root), until=4000,
+                folds_file=str(BUNDLE_ROOT / cv.FOLDS_FILE))
+    assert [c[c.index("--resume_from") + 1] for c in commands] == [
+        str(root / "runs" / "cv_faint" / f"fold_{k}" / f"resume_checkpoint_epoch={6 if k == 2 else 4}.pt")
+        for k in range(4)]
+    assert (root / "runs" / "cv_faint" / "fold_0" / "resume_checkpoint_epoch=4.pt").read_text() == "4"
+    for command in commands:
+        flags = command[command.index("--stop_after_epoch"):]
+        assert flags == ["--stop_after_epoch", "8", "--faint_lesion_prob", "0.3",
+                         "--train#augmentation#0#ratio_range", "[1.15,1.7]"]
+    (root / "runs" / "cv" / "fold_1" / "resume_checkpoint_epoch=4.pt").unlink()
+    shutil.rmtree(root / "runs" / "cv_faint" / "fold_1")
+    with pytest.raises(SystemExit, match="needs the training state at 2000"):
+        cv.crossval("train", model="faint_lesions", bundle_root=str(root), folds=1,
+                    folds_file=str(BUNDLE_ROOT / cv.FOLDS_FILE))
