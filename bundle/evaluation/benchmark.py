@@ -235,6 +235,28 @@ def _input_info(path: str) -> dict:
     return {"path": path, "shape": list(image.shape), "spacing_mm": spacing}
 
 
+def machine_reference_s(device: str = "cpu", repeats: int = 5) -> float:
+    """Median seconds of a fixed workload in this process (20 fp32 3x3 convolutions, 64 -> 64 channels, batch 8 of
+    96 x 96, with the process's torch threads): the machine's speed at the time of a run. Shared and throttled
+    machines drift by hours, so whole-path times of two runs compare only together with this figure."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 64, 96, 96, device=device)
+    w = torch.randn(64, 64, 3, 3, device=device)
+    times = []
+    with torch.no_grad():
+        for i in range(repeats + 1):  # the first is a warm-up
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(20):
+                torch.nn.functional.conv2d(x, w, padding=1)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if i:
+                times.append(time.perf_counter() - start)
+    return float(statistics.median(times))
+
+
 def benchmark(
     output: str,
     inputs: str | list[str] | tuple[str, ...] = (),
@@ -268,6 +290,7 @@ def benchmark(
     if unknown:
         raise ValueError(f"unknown modes {unknown}; known: {[*SETTINGS, 'baseline', *PART_MODES]}")
     parser = _parser(bundle_root, device)
+    reference_before = machine_reference_s(device)
     first = next(iter(paths))
     jobs = [(name, mode) for name in paths for mode in modes if mode not in PART_MODES or name == first]
     measured = {job: [] for job in jobs}
@@ -295,6 +318,8 @@ def benchmark(
         "inputs": {name: _input_info(path) for name, path in paths.items()},
         "results": results,
         "ratios": {},
+        # the machine's own speed at the start and end of the run (machine_reference_s): compare runs with it
+        "machine_reference_s": {"before": round(reference_before, 4), "after": round(machine_reference_s(device), 4)},
     }
     for name, by_mode in results.items():
         for key, (numerator, denominator) in RATIOS.items():

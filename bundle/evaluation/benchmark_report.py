@@ -27,6 +27,10 @@ def benchmark_markdown(report: dict) -> str:
                      f"{r['peak_rss_mb'] / 1024:.1f}", *(f"{r['stages_median_s'].get(s, 0.0):.1f}" for s in stages)]
             lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    if "machine_reference_s" in report:
+        ref = report["machine_reference_s"]
+        lines.append(f"Machine reference (fixed convolution workload, median s): {ref['before']:.3f} at the start, "
+                     f"{ref['after']:.3f} at the end of the run.\n")
     for name, ratios in report.get("ratios", {}).items():
         lines.append(f"- {name}: " + ", ".join(f"{key} = {value:.2f}" for key, value in ratios.items()))
     for name, by_mode in report["results"].items():

@@ -51,6 +51,9 @@ def test_benchmark_times_whole_processes_by_stage_and_writes_the_ratios(tmp_path
     assert ratios["ratio_default_over_baseline"] == results["default"]["median_s"] / results["baseline"]["median_s"]
     table = (tmp_path / "bench.md").read_text()  # the table and the stage chart beside the JSON
     assert f"| tiny | default | {results['default']['median_s']:.1f} |" in table and "ratio_default_over_unet" in table
+    reference = report["machine_reference_s"]  # the machine's speed at both ends of the run
+    assert 0 < reference["before"] < 60 and 0 < reference["after"] < 60
+    assert f"{reference['before']:.3f} at the start" in table
     svg = (tmp_path / "bench.svg").read_text()
     assert svg.startswith("<svg") and "sampling" in svg and svg.count("<title>") >= 10
 
