@@ -43,15 +43,15 @@ def lesion_summary(mask: np.ndarray, uncertainty: np.ndarray, affine: np.ndarray
     if regions is not None:
         places = lesion_locations(labels, count, regions, np.linalg.norm(affine[:3, :3], axis=0))
     lesions = []
-    for index in range(1, count + 1):
-        voxels = labels == index
-        centroid_vox = np.array(ndimage.center_of_mass(voxels))
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):  # each lesion within its bounding box
+        voxels = labels[box] == index
+        centroid_vox = np.array(ndimage.center_of_mass(voxels)) + [b.start for b in box]
         centroid_mm = affine[:3, :3] @ centroid_vox + affine[:3, 3]
         lesions.append(
             {
                 "volume_ml": round(float(voxels.sum()) * voxel_ml, 4),
                 "centroid_mm": [round(float(v), 2) for v in centroid_mm],
-                "mean_uncertainty": round(float(uncertainty[voxels].mean()), 4),
+                "mean_uncertainty": round(float(uncertainty[box][voxels].mean()), 4),
                 **({"location": places[index - 1]} if places is not None else {}),
             }
         )

@@ -12,7 +12,9 @@ from scipy import ndimage
 from bundle.outputs.locations import (
     CORTEX,
     INFRATENTORIAL,
+    JUXTACORTICAL_MM,
     LOCATIONS,
+    PERIVENTRICULAR_MM,
     VENTRICLES,
     case_regions,
     from_sitk,
@@ -51,6 +53,42 @@ def test_the_location_rule_takes_infratentorial_then_periventricular_then_juxtac
     assert lesion_locations(labels, 5, regions, (2.0, 1.0, 1.0))[1:4] == [
         "deep_white_matter", "deep_white_matter", "deep_white_matter"]  # 4 mm away on a 2 mm grid
     assert lesion_locations(labels, 1, np.zeros_like(regions), (1.0, 1.0, 1.0)) == ["deep_white_matter"]
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.7, 0.7, 4.0), (1.5, 1.5, 2.0)])
+def test_distances_in_each_lesions_box_decide_as_whole_volume_distance_maps(spacing):
+    """Each lesion's distances are measured only around it; on a phantom (ventricle ball, cortical shell,
+    infratentorial slab) with 140-150 scattered small lesions the locations equal the whole-volume definition."""
+    shape = (80, 80, 40)
+    grid = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij")
+    radius = np.sqrt(sum((g - n * s / 2) ** 2 for g, n, s in zip(grid, shape, spacing)))
+    regions = np.zeros(shape, np.uint8)
+    regions[radius < 12] = VENTRICLES
+    regions[(radius > 30) & (radius < 34)] = CORTEX
+    regions[grid[0] < 10] = INFRATENTORIAL
+    rng = np.random.default_rng(1)
+    mask = np.zeros(shape, bool)
+    for _ in range(150):
+        p = rng.integers(0, shape)
+        mask[tuple(p)] = True
+        if rng.random() < 0.5:
+            mask[tuple(np.minimum(p + 1, np.array(shape) - 1))] = True
+    labels, count = ndimage.label(mask & (regions != VENTRICLES), np.ones((3, 3, 3)))
+    to_ventricle, to_cortex = (ndimage.distance_transform_edt(regions != r, sampling=spacing) for r in (VENTRICLES,
+                                                                                                        CORTEX))
+    expected = []
+    for index in range(1, count + 1):
+        voxels = labels == index
+        if (regions[voxels] == INFRATENTORIAL).mean() > 0.5:
+            expected.append("infratentorial")
+        elif to_ventricle[voxels].min() <= PERIVENTRICULAR_MM:
+            expected.append("periventricular")
+        elif to_cortex[voxels].min() <= JUXTACORTICAL_MM:
+            expected.append("juxtacortical")
+        else:
+            expected.append("deep_white_matter")
+    assert len(set(expected)) >= 3
+    assert lesion_locations(labels, count, regions, spacing) == expected
 
 
 def test_the_report_counts_lesions_and_volume_per_location():
