@@ -21,7 +21,7 @@ from monai.transforms import RemoveSmallObjects
 from bundle.evaluation.crossval import FOLDS_FILE, KINDS, read_folds
 from bundle.evaluation.evaluate import lesion_f1, load_case
 from bundle.inputs.data import case_name
-from bundle.outputs.files import write_json_atomic
+from bundle.outputs.files import write_json_atomic, write_text_atomic
 
 RULE_TIE = 0.005  # a V within this of the best MS lesion F1 loses to the smaller V
 MIN_F1_GAIN = 0.02  # against no filter
@@ -84,8 +84,7 @@ def min_lesion_size(score_dir: str, sizes=(5, 10, 20, 40), folds_file: str = FOL
     result = {"score_dir": os.path.abspath(score_dir), "iterations": scored["iterations"], "pooled": pooled,
               "rule": choose(pooled), "cases": per_case}
     write_json_atomic(os.path.join(score_dir, "min_lesion_size.json"), result)
-    with open(os.path.join(score_dir, "min_lesion_size.md"), "w") as f:
-        f.write(markdown(result))
+    write_text_atomic(os.path.join(score_dir, "min_lesion_size.md"), markdown(result))
     return result
 
 
