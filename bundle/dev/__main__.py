@@ -12,6 +12,7 @@ Commands (experiments; the product's commands are ``python -m bundle``):
                           (see bundle.dev.acquisition_variants)
     min-lesion-size       pooled out-of-fold masks scored again without lesions below V mm³
                           (see bundle.dev.min_lesion_size)
+    fill-holes            pooled out-of-fold masks scored again with their holes filled (see bundle.dev.fill_holes)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import fire
 
 from bundle.dev.acquisition_variants import acquisition_variants
+from bundle.dev.fill_holes import fill_holes_command
 from bundle.dev.healthy_anatomy import healthy_cases
 from bundle.dev.min_lesion_size import min_lesion_size_command
 from bundle.dev.sampler_agreement import sampler_agreement
@@ -35,6 +37,7 @@ def main() -> None:
             "semi-synthetic": semi_synthetic_cases,
             "acquisition-variants": acquisition_variants,
             "min-lesion-size": min_lesion_size_command,
+            "fill-holes": fill_holes_command,
         }
     )
 

@@ -3,8 +3,8 @@
 
 Predicted lesions (26-connected components) smaller than V mm³ are removed from each saved out-of-fold mask with
 the transform the inference config uses (``monai.transforms.RemoveSmallObjects``, ``by_measure``, full
-connectivity, on the input grid), and the case is scored again with ``python -m bundle evaluate``'s metrics. The
-masks are deterministic, so this equals running the inference config with ``min_lesion_mm3: V``. Writes
+connectivity, on the input grid), and the case is scored again (``bundle.dev.saved_masks``). The masks are
+deterministic, so this equals running the inference config with ``min_lesion_mm3: V``. Writes
 SCORE_DIR/min_lesion_size.json and .md: pooled MS and glioma means of Dice and lesion F1 per V (V = 0: no filter)
 and the rule's verdict.
 """
@@ -14,13 +14,10 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
-from monai.metrics import DiceMetric
 from monai.transforms import RemoveSmallObjects
 
-from bundle.evaluation.crossval import FOLDS_FILE, KINDS, read_folds
-from bundle.evaluation.evaluate import lesion_f1, load_case
-from bundle.inputs.data import case_name
+from bundle.dev.saved_masks import score_variants
+from bundle.evaluation.crossval import FOLDS_FILE
 from bundle.outputs.files import write_json_atomic, write_text_atomic
 
 RULE_TIE = 0.005  # a V within this of the best MS lesion F1 loses to the smaller V
@@ -33,16 +30,6 @@ def remove_small_lesions(seg, min_mm3: float):
     if min_mm3 <= 0:
         return seg
     return RemoveSmallObjects(min_size=min_mm3, connectivity=3, by_measure=True)(seg)
-
-
-def mask_metrics(seg, label) -> dict:
-    """Dice (``monai.metrics.DiceMetric``, as ``python -m bundle evaluate``), lesion F1 and predicted volume (mL) of
-    a channel-first mask against its label on the same grid."""
-    pred, truth = (seg > 0).float()[None], (label > 0).float()[None]
-    voxel_ml = abs(float(np.linalg.det(seg.affine[:3, :3].double().numpy()))) / 1000
-    return {"dice": round(DiceMetric(include_background=True, ignore_empty=False)(pred, truth).item(), 4),
-            "lesion_f1": round(lesion_f1(pred[0, 0].numpy() > 0, truth[0, 0].numpy() > 0), 4),
-            "predicted_volume_ml": round(float(pred.sum()) * voxel_ml, 4)}
 
 
 def choose(pooled: dict[float, dict]) -> dict:
@@ -65,24 +52,10 @@ def min_lesion_size(score_dir: str, sizes=(5, 10, 20, 40), folds_file: str = FOL
     """Score every case of ``score_dir`` (a ``crossval score`` output) at each minimum lesion size (module
     docstring); returns the content of SCORE_DIR/min_lesion_size.json."""
     sizes = [0.0] + sorted(float(v) for v in (json.loads(sizes) if isinstance(sizes, str) else sizes))
-    with open(os.path.join(score_dir, "metrics.json")) as f:
-        scored = json.load(f)
-    source = {case_name(c["image"]): c for c in read_folds(folds_file)}
-    per_case = []
-    for case in scored["cases"]:
-        _, label, seg, _, _ = load_case(source[case["id"]], os.path.join(score_dir, f"fold_{case['fold']}"))
-        row = {"id": case["id"], "kind": case["kind"], "fold": case["fold"]}
-        for v in sizes:
-            row[str(v)] = mask_metrics(remove_small_lesions(seg, v), label)
-        per_case.append(row)
-        print(f"{case['id']}: lesion F1 by minimum size {[row[str(v)]['lesion_f1'] for v in sizes]}", flush=True)
-    pooled = {
-        v: {kind: {k: round(float(np.mean([r[str(v)][k] for r in per_case if r["kind"] == kind])), 4)
-                   for k in ("dice", "lesion_f1")} for kind in KINDS}
-        for v in sizes
-    }
-    result = {"score_dir": os.path.abspath(score_dir), "iterations": scored["iterations"], "pooled": pooled,
-              "rule": choose(pooled), "cases": per_case}
+    variants = {str(v): (lambda seg, brain, v=v: remove_small_lesions(seg, v)) for v in sizes}
+    result = score_variants(score_dir, variants, folds_file)
+    result["pooled"] = {float(v): p for v, p in result["pooled"].items()}
+    result["rule"] = choose(result["pooled"])
     write_json_atomic(os.path.join(score_dir, "min_lesion_size.json"), result)
     write_text_atomic(os.path.join(score_dir, "min_lesion_size.md"), markdown(result))
     return result

@@ -87,23 +87,36 @@ def load_case(case: dict, output_dir: str) -> tuple:
     return (image, label_on_image_grid(loader(case["label"]), image), *outputs)
 
 
+def mask_metrics(seg, label) -> dict:
+    """Dice, lesion F1, absolute volume difference and both volumes (mL) of a channel-first mask against its label,
+    MetaTensors on the same grid."""
+    truth, pred = (label > 0).float()[None], (seg > 0).float()[None]
+    voxel_ml = abs(float(np.linalg.det(seg.affine[:3, :3].double().numpy()))) / 1000
+    return {
+        "dice": _finite(DiceMetric(include_background=True, ignore_empty=False)(pred, truth).item()),
+        "lesion_f1": _finite(lesion_f1(pred[0, 0].numpy() > 0, truth[0, 0].numpy() > 0)),
+        "avd_ml": _finite(abs(float(pred.sum() - truth.sum())) * voxel_ml),
+        "true_volume_ml": _finite(float(truth.sum()) * voxel_ml),
+        "predicted_volume_ml": _finite(float(pred.sum()) * voxel_ml),
+    }
+
+
 def case_metrics(image, label, seg, prob, uncertainty) -> dict:
     """Metrics of one case; all inputs are channel-first MetaTensors on the image grid."""
     truth, pred = (label > 0).float()[None], (seg > 0).float()[None]
     spacing = np.sqrt((image.affine[:3, :3].double().numpy() ** 2).sum(axis=0))
-    voxel_ml = abs(float(np.linalg.det(image.affine[:3, :3].double().numpy()))) / 1000
-    dice = DiceMetric(include_background=True, ignore_empty=False)(pred, truth).item()
     hd95 = HausdorffDistanceMetric(include_background=True, percentile=95)(pred, truth, spacing=spacing.tolist()).item()
     head = image[0] > image[0].mean()
     ece = CalibrationErrorMetric(num_bins=20)(prob[0][head].reshape(1, 1, -1), truth[0, 0][head].reshape(1, 1, -1))
+    volumes = mask_metrics(seg, label)
     return {
-        "dice": _finite(dice),
+        "dice": volumes["dice"],
         "hd95": _finite(hd95),
-        "lesion_f1": _finite(lesion_f1(pred[0, 0].numpy() > 0, truth[0, 0].numpy() > 0)),
-        "avd_ml": _finite(abs(float(pred.sum() - truth.sum())) * voxel_ml),
+        "lesion_f1": volumes["lesion_f1"],
+        "avd_ml": volumes["avd_ml"],
         "ece": _finite(ece.item()),
-        "true_volume_ml": _finite(float(truth.sum()) * voxel_ml),
-        "predicted_volume_ml": _finite(float(pred.sum()) * voxel_ml),
+        "true_volume_ml": volumes["true_volume_ml"],
+        "predicted_volume_ml": volumes["predicted_volume_ml"],
     }
 
 

@@ -1,0 +1,51 @@
+"""Mask post-processing candidates scored on the saved out-of-fold masks of a ``crossval score`` folder.
+
+The out-of-fold masks are deterministic, so changing a mask after it was written equals running the inference config
+with the setting that makes the same change. Each variant maps (mask, brain mask) -> mask, channel-first MetaTensors
+on the input grid (the brain mask is None where a folder holds none); every case is scored again with ``python -m
+bundle evaluate``'s mask metrics (``bundle.evaluation.evaluate.mask_metrics``) and the cases are pooled per kind.
+Used by the rules of docs/results.md that act on the mask only (``bundle.dev.min_lesion_size``,
+``bundle.dev.fill_holes``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+
+import numpy as np
+from monai.transforms import LoadImage
+
+from bundle.evaluation.crossval import FOLDS_FILE, KINDS, read_folds
+from bundle.evaluation.evaluate import load_case, mask_metrics
+from bundle.inputs.data import case_name
+
+POOLED = ("dice", "lesion_f1")
+
+
+def score_variants(score_dir: str, variants: dict[str, Callable], folds_file: str = FOLDS_FILE) -> dict:
+    """Every case of ``score_dir`` scored under each of ``variants`` ({name: (seg, brain) -> seg}); returns
+    {"score_dir", "iterations", "pooled": {name: {kind: {"dice", "lesion_f1"}}}, "cases": [{"id", "kind", "fold",
+    name: mask_metrics, ...}]}."""
+    with open(os.path.join(score_dir, "metrics.json")) as f:
+        scored = json.load(f)
+    source = {case_name(c["image"]): c for c in read_folds(folds_file)}
+    per_case = []
+    for case in scored["cases"]:
+        fold_dir = os.path.join(score_dir, f"fold_{case['fold']}")
+        _, label, seg, _, _ = load_case(source[case["id"]], fold_dir)
+        brain_file = os.path.join(fold_dir, f"{case['id']}_brain.nii.gz")
+        brain = LoadImage(image_only=True, ensure_channel_first=True)(brain_file) if os.path.isfile(brain_file) else None
+        row = {"id": case["id"], "kind": case["kind"], "fold": case["fold"]}
+        for name, variant in variants.items():
+            row[name] = mask_metrics(variant(seg.clone(), brain), label)
+        per_case.append(row)
+        print(f"{case['id']}: Dice by variant {[row[name]['dice'] for name in variants]}", flush=True)
+    pooled = {
+        name: {kind: {k: round(float(np.mean([r[name][k] for r in per_case if r["kind"] == kind])), 4) for k in POOLED}
+               for kind in KINDS}
+        for name in variants
+    }
+    return {"score_dir": os.path.abspath(score_dir), "iterations": scored["iterations"], "pooled": pooled,
+            "cases": per_case}
