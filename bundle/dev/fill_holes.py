@@ -14,14 +14,11 @@ as written) and the rule's verdict.
 
 from __future__ import annotations
 
-import os
-
 import torch
 from monai.transforms import FillHoles
 
-from bundle.dev.saved_masks import score_variants
+from bundle.dev.saved_masks import pooled_markdown, publish, score_variants, verdict
 from bundle.evaluation.crossval import FOLDS_FILE
-from bundle.outputs.files import write_json_atomic, write_text_atomic
 
 CANDIDATES = ("3d", "2d")
 RULE_TIE = 0.002  # "2d" must beat "3d" in pooled glioma Dice by more than this
@@ -70,23 +67,14 @@ def fill_holes(score_dir: str, folds_file: str = FOLDS_FILE) -> dict:
                 for mode in ("none", *CANDIDATES)}
     result = score_variants(score_dir, variants, folds_file)
     result["rule"] = choose(result["pooled"])
-    write_json_atomic(os.path.join(score_dir, "fill_holes.json"), result)
-    write_text_atomic(os.path.join(score_dir, "fill_holes.md"), markdown(result))
-    return result
+    return publish(score_dir, "fill_holes", result, markdown(result))
 
 
 def markdown(result: dict) -> str:
     """The pooled means per candidate and the rule's verdict as Markdown."""
-    lines = [f"Hole filling on the pooled out-of-fold masks at {result['iterations']} iterations\n",
-             "| holes filled | MS Dice | MS lesion F1 | glioma Dice | glioma lesion F1 |", "|---|---|---|---|---|"]
-    for mode, p in result["pooled"].items():
-        lines.append(f"| {mode} | {p['ms']['dice']} | {p['ms']['lesion_f1']} | {p['glioma']['dice']} | "
-                     f"{p['glioma']['lesion_f1']} |")
-    rule = result["rule"]
-    lines.append(f"\nRule 8: candidate {rule['candidate']}: glioma Dice {rule['glioma_dice_gain']:+}, MS Dice "
-                 f"{rule['ms_dice_change']:+}, MS lesion F1 {rule['ms_lesion_f1_change']:+}, glioma lesion F1 "
-                 f"{rule['glioma_lesion_f1_change']:+}: {'adopt' if rule['adopt'] else 'do not adopt'}")
-    return "\n".join(lines) + "\n"
+    return pooled_markdown(f"Hole filling on the pooled out-of-fold masks at {result['iterations']} iterations",
+                           "holes filled", list(result["pooled"].items()),
+                           verdict("Rule 8", result["rule"]["candidate"], result["rule"]))
 
 
 def fill_holes_command(score_dir: str, folds_file: str = FOLDS_FILE) -> None:

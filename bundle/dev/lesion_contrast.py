@@ -17,10 +17,10 @@ import numpy as np
 from monai.transforms import LoadImage
 from scipy.stats import spearmanr
 
+from bundle.dev.saved_masks import publish
 from bundle.evaluation.crossval import FOLDS_FILE, KINDS, read_folds
 from bundle.evaluation.evaluate import label_on_image_grid
 from bundle.inputs.data import case_name
-from bundle.outputs.files import write_json_atomic, write_text_atomic
 from bundle.preprocessing.intensity import normalize_to_tissue
 
 
@@ -53,9 +53,7 @@ def lesion_contrast(score_dir: str, folds_file: str = FOLDS_FILE) -> dict:
         correlation[kind] = None if rho is None or not np.isfinite(rho) else round(float(rho), 3)
     result = {"score_dir": os.path.abspath(score_dir), "iterations": scored["iterations"],
               "spearman_ratio_dice": correlation, "cases": cases}
-    write_json_atomic(os.path.join(score_dir, "lesion_contrast.json"), result)
-    write_text_atomic(os.path.join(score_dir, "lesion_contrast.md"), markdown(result))
-    return result
+    return publish(score_dir, "lesion_contrast", result, markdown(result))
 
 
 def markdown(result: dict) -> str:

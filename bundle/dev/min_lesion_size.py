@@ -12,13 +12,11 @@ and the rule's verdict.
 from __future__ import annotations
 
 import json
-import os
 
 from monai.transforms import RemoveSmallObjects
 
-from bundle.dev.saved_masks import score_variants
+from bundle.dev.saved_masks import pooled_markdown, publish, score_variants, verdict
 from bundle.evaluation.crossval import FOLDS_FILE
-from bundle.outputs.files import write_json_atomic, write_text_atomic
 
 RULE_TIE = 0.005  # a V within this of the best MS lesion F1 loses to the smaller V
 MIN_F1_GAIN = 0.02  # against no filter
@@ -56,23 +54,15 @@ def min_lesion_size(score_dir: str, sizes=(5, 10, 20, 40), folds_file: str = FOL
     result = score_variants(score_dir, variants, folds_file)
     result["pooled"] = {float(v): p for v, p in result["pooled"].items()}
     result["rule"] = choose(result["pooled"])
-    write_json_atomic(os.path.join(score_dir, "min_lesion_size.json"), result)
-    write_text_atomic(os.path.join(score_dir, "min_lesion_size.md"), markdown(result))
-    return result
+    return publish(score_dir, "min_lesion_size", result, markdown(result))
 
 
 def markdown(result: dict) -> str:
     """The pooled means per minimum size and the rule's verdict as Markdown."""
-    lines = [f"Minimum lesion size on the pooled out-of-fold masks at {result['iterations']} iterations\n",
-             "| min. lesion (mm³) | MS Dice | MS lesion F1 | glioma Dice | glioma lesion F1 |", "|---|---|---|---|---|"]
-    for v, p in sorted(result["pooled"].items(), key=lambda kv: float(kv[0])):
-        lines.append(f"| {float(v):g} | {p['ms']['dice']} | {p['ms']['lesion_f1']} | {p['glioma']['dice']} | "
-                     f"{p['glioma']['lesion_f1']} |")
-    rule = result["rule"]
-    lines.append(f"\nRule 6: candidate {rule['candidate_mm3']:g} mm³: MS lesion F1 {rule['ms_lesion_f1_gain']:+}, "
-                 f"MS Dice {rule['ms_dice_change']:+}, glioma Dice {rule['glioma_dice_change']:+}: "
-                 f"{'adopt' if rule['adopt'] else 'do not adopt'}")
-    return "\n".join(lines) + "\n"
+    rows = [(f"{float(v):g}", p) for v, p in sorted(result["pooled"].items(), key=lambda kv: float(kv[0]))]
+    return pooled_markdown(f"Minimum lesion size on the pooled out-of-fold masks at {result['iterations']} iterations",
+                           "min. lesion (mm³)", rows,
+                           verdict("Rule 6", f"{result['rule']['candidate_mm3']:g} mm³", result["rule"]))
 
 
 def min_lesion_size_command(score_dir: str, sizes=(5, 10, 20, 40), folds_file: str = FOLDS_FILE) -> None:

@@ -20,6 +20,7 @@ from monai.transforms import LoadImage
 from bundle.evaluation.crossval import FOLDS_FILE, KINDS, read_folds
 from bundle.evaluation.evaluate import load_case, mask_metrics
 from bundle.inputs.data import case_name
+from bundle.outputs.files import write_json_atomic, write_text_atomic
 
 POOLED = ("dice", "lesion_f1")
 
@@ -49,3 +50,32 @@ def score_variants(score_dir: str, variants: dict[str, Callable], folds_file: st
     }
     return {"score_dir": os.path.abspath(score_dir), "iterations": scored["iterations"], "pooled": pooled,
             "cases": per_case}
+
+
+def pooled_markdown(title: str, variant_column: str, pooled: list[tuple[str, dict]], verdict: str) -> str:
+    """A Markdown table of the pooled means, one row per (variant label, pooled entry of ``score_variants``), under
+    ``title`` and above ``verdict``."""
+    lines = [f"{title}\n", f"| {variant_column} | MS Dice | MS lesion F1 | glioma Dice | glioma lesion F1 |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {label} | {p['ms']['dice']} | {p['ms']['lesion_f1']} | {p['glioma']['dice']} | "
+              f"{p['glioma']['lesion_f1']} |" for label, p in pooled]
+    return "\n".join(lines) + f"\n\n{verdict}\n"
+
+
+FIGURES = {"ms_dice": "MS Dice", "ms_lesion_f1": "MS lesion F1", "glioma_dice": "glioma Dice",
+           "glioma_lesion_f1": "glioma lesion F1"}
+
+
+def verdict(rule: str, candidate: str, rule_result: dict) -> str:
+    """One line: the rule, its candidate, each pooled figure's change against no change (keys ``<figure>_change`` or
+    ``<figure>_gain``) and whether it is adopted."""
+    changes = [f"{FIGURES[key.rsplit('_', 1)[0]]} {value:+}" for key, value in rule_result.items()
+               if key.endswith(("_change", "_gain"))]
+    return f"{rule}: candidate {candidate}: {', '.join(changes)}: {'adopt' if rule_result['adopt'] else 'do not adopt'}"
+
+
+def publish(score_dir: str, stem: str, result: dict, text: str) -> dict:
+    """Write ``result`` to SCORE_DIR/STEM.json and ``text`` to SCORE_DIR/STEM.md (atomically); returns ``result``."""
+    write_json_atomic(os.path.join(score_dir, f"{stem}.json"), result)
+    write_text_atomic(os.path.join(score_dir, f"{stem}.md"), text)
+    return result

@@ -1,8 +1,5 @@
 """Hole filling (bundle.dev.fill_holes): 3D against per-slice holes, the brain cut, the rule, a scored folder."""
 
-import json
-
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -60,28 +57,13 @@ def test_rule_prefers_3d_within_the_tie_and_checks_the_other_figures():
     assert choose({"none": _pooled(0.75), "3d": _pooled(0.755), "2d": _pooled(0.70)})["adopt"] is False
 
 
-def test_scores_a_crossval_folder(tmp_path):
+def test_scores_a_crossval_folder(scored_folder):
     seg, label = _shell()
-    affine = np.eye(4)
-    fold_dir = tmp_path / "score_100" / "fold_0"
-    fold_dir.mkdir(parents=True)
-    cases = []
-    for name, kind in (("ms_case", "ms"), ("glioma_case", "glioma")):
-        nib.save(nib.Nifti1Image(np.ones_like(seg), affine), tmp_path / f"{name}.nii.gz")
-        nib.save(nib.Nifti1Image(label.astype(np.uint8), affine), tmp_path / f"{name}_label.nii.gz")
-        outputs = {"seg": seg.astype(np.uint8), "prob": seg, "uncertainty": seg * 0, "brain": np.ones_like(seg)}
-        for suffix, data in outputs.items():
-            nib.save(nib.Nifti1Image(data, affine), fold_dir / f"{name}_{suffix}.nii.gz")
-        cases.append({"image": f"{name}.nii.gz", "label": f"{name}_label.nii.gz", "patient": name, "kind": kind,
-                      "fold": 0})
-    with open(tmp_path / "folds.json", "w") as f:
-        json.dump({"cases": cases}, f)
-    scored = {"iterations": 100, "cases": [{"id": c["patient"], "kind": c["kind"], "fold": 0} for c in cases]}
-    with open(tmp_path / "score_100" / "metrics.json", "w") as f:
-        json.dump(scored, f)
-
-    result = fill_holes(str(tmp_path / "score_100"), folds_file=str(tmp_path / "folds.json"))
+    score_dir, folds_file = scored_folder({"ms_case": ("ms", seg, label), "glioma_case": ("glioma", seg, label)})
+    result = fill_holes(score_dir, folds_file=folds_file)
     assert result["pooled"]["2d"]["glioma"]["dice"] == 1.0
     assert result["pooled"]["none"]["glioma"]["dice"] < result["pooled"]["3d"]["glioma"]["dice"] < 1.0
     assert result["rule"]["candidate"] == "2d" and result["rule"]["adopt"] is True
-    assert (tmp_path / "score_100" / "fill_holes.md").read_text().count("| 3d |") == 1
+    with open(f"{score_dir}/fill_holes.md") as f:
+        text = f.read()
+    assert text.count("| 3d |") == 1 and "Rule 8: candidate 2d: glioma Dice +" in text and text.endswith(": adopt\n")

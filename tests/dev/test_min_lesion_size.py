@@ -1,9 +1,7 @@
 """Minimum lesion size (bundle.dev.min_lesion_size): sizes in mm³ on the case's own grid, the rule, a scored folder."""
 
-import json
 import os
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -51,30 +49,14 @@ def test_rule_prefers_the_smaller_size_within_the_tie_and_checks_dice():
     assert choose({0: _pooled(0.30), 5: _pooled(0.31)})["adopt"] is False  # gains less than 0.02
 
 
-def test_scores_a_crossval_folder(tmp_path):
-    affine = np.diag([*SPACING, 1.0])
-    fold_dir = tmp_path / "score_100" / "fold_0"
-    fold_dir.mkdir(parents=True)
-    cases = []
-    for name, kind_, pred in (("ms_case", "ms", _specks(_mask())), ("glioma_case", "glioma", _mask())):
-        image = np.random.default_rng(0).random(pred.shape).astype(np.float32)
-        nib.save(nib.Nifti1Image(image, affine), tmp_path / f"{name}.nii.gz")
-        nib.save(nib.Nifti1Image(_mask().astype(np.uint8), affine), tmp_path / f"{name}_label.nii.gz")
-        for suffix, data in (("seg", pred.astype(np.uint8)), ("prob", pred), ("uncertainty", pred * 0)):
-            nib.save(nib.Nifti1Image(data, affine), fold_dir / f"{name}_{suffix}.nii.gz")
-        cases.append({"image": f"{name}.nii.gz", "label": f"{name}_label.nii.gz", "patient": name, "kind": kind_,
-                      "fold": 0})
-    with open(tmp_path / "folds.json", "w") as f:
-        json.dump({"cases": cases}, f)
-    scored = {"iterations": 100, "cases": [{"id": c["patient"], "kind": c["kind"], "fold": 0} for c in cases]}
-    with open(tmp_path / "score_100" / "metrics.json", "w") as f:
-        json.dump(scored, f)
-
-    result = min_lesion_size(str(tmp_path / "score_100"), sizes="[4, 7]", folds_file=str(tmp_path / "folds.json"))
+def test_scores_a_crossval_folder(scored_folder):
+    score_dir, folds_file = scored_folder({"ms_case": ("ms", _specks(_mask()), _mask()),
+                                           "glioma_case": ("glioma", _mask(), _mask())}, np.diag([*SPACING, 1.0]))
+    result = min_lesion_size(score_dir, sizes="[4, 7]", folds_file=folds_file)
     ms = {v: p["ms"] for v, p in result["pooled"].items()}
     assert ms[0.0]["lesion_f1"] == pytest.approx(2 * 0.25 / 1.25, abs=1e-4)  # 1 of 4 predicted lesions is real
     assert ms[4.0]["lesion_f1"] == pytest.approx(2 * (1 / 3) / (4 / 3), abs=1e-4)
     assert ms[7.0]["lesion_f1"] == 1.0 and ms[7.0]["dice"] == 1.0
     assert result["pooled"][7.0]["glioma"]["dice"] == 1.0
     assert result["rule"]["candidate_mm3"] == 7.0 and result["rule"]["adopt"] is True
-    assert os.path.isfile(tmp_path / "score_100" / "min_lesion_size.md")
+    assert os.path.isfile(os.path.join(score_dir, "min_lesion_size.md"))
