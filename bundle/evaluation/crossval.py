@@ -30,7 +30,7 @@ from monai.bundle import ConfigParser
 
 from bundle.evaluation.evaluate import read_config
 from bundle.inputs.data import case_name
-from bundle.outputs.files import write_json_atomic
+from bundle.outputs.files import write_json_atomic, write_text_atomic
 
 FOLDS_FILE = "configs/crossval.json"
 # the configs each model is trained and segmented with; ``infer_overrides``: inference keys set for its scoring
@@ -143,6 +143,20 @@ def newest_state(fold_dir: str) -> str:
     """The newest full training state in ``fold_dir`` ("" if none), to resume from."""
     states = glob.glob(os.path.join(fold_dir, "resume_checkpoint_*.pt"))
     return max(states, key=state_epoch) if states else ""
+
+
+def seconds_per_iteration(fold_dir: str, tag: str = "train_loss") -> float | None:
+    """Median wall-clock seconds between consecutive training iterations in ``fold_dir``'s TensorBoard logs (one
+    event file per training process; the median ignores pauses and restarts); None without logs. The CPU budget a
+    snapshot cost is about this times its iterations, on the machine and load of the run."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    gaps = []
+    for path in glob.glob(os.path.join(fold_dir, "events.out.tfevents.*")):
+        times = [event.wall_time for event in EventFileLoader(path).Load()
+                 if event.HasField("summary") and any(v.tag == tag for v in event.summary.value)]
+        gaps += [b - a for a, b in zip(times, times[1:])]
+    return round(sorted(gaps)[len(gaps) // 2], 3) if gaps else None
 
 
 def branch_states(base_dir: str, output_dir: str, folds: list, iterations: int, epoch_length: int) -> None:
@@ -276,11 +290,12 @@ def score_folds(cases: list[dict], output_dir: str, bundle_root: str, iterations
         for case in fold_result["cases"]:
             source = held[case["id"]]
             results.append({**case, "fold": fold, "kind": source["kind"], "patient": source["patient"]})
+    timing = {str(fold): seconds_per_iteration(os.path.join(output_dir, f"fold_{fold}")) for fold in chosen}
     result = {"iterations": iterations, "mean": pooled_summary(results), "cases": results,
-              "settings": {"folds": chosen, "samples": samples, "steps": steps, "config_file": config_file}}
+              "settings": {"folds": chosen, "samples": samples, "steps": steps, "config_file": config_file},
+              "train_seconds_per_iteration": timing}
     write_json_atomic(os.path.join(score_dir, "metrics.json"), result)
-    with open(os.path.join(score_dir, "metrics.md"), "w") as f:
-        f.write(pooled_markdown(result))
+    write_text_atomic(os.path.join(score_dir, "metrics.md"), pooled_markdown(result))
     return result
 
 
@@ -300,6 +315,10 @@ def pooled_markdown(result: dict) -> str:
         out.append("| **mean** | | " + " | ".join(str(mean.get(k, "")) for k in METRICS) + " | | |")
         out.append(f"\nfailure AUROC (Dice < {FAILURE_DICE}): {mean['failure_auroc']}; AURC: {mean['aurc']}; "
                    f"cases with Dice < {MISSED_FAILURE_DICE} not flagged: {mean['unflagged_failures']}")
+    timing = {k: v for k, v in result.get("train_seconds_per_iteration", {}).items() if v is not None}
+    if timing:
+        out.append("\ntraining, median seconds per iteration (fold: s): "
+                   + ", ".join(f"{k}: {v}" for k, v in timing.items()))
     return "\n".join(out) + "\n"
 
 

@@ -18,6 +18,7 @@ from bundle.evaluation.crossval import (
     pooled_markdown,
     pooled_summary,
     read_folds,
+    seconds_per_iteration,
     snapshots,
 )
 from bundle.model.precision import AutocastInferer
@@ -85,6 +86,21 @@ def test_snapshots_are_found_by_iteration(tmp_path):
     for name in ("net_model_iteration=2000.pt", "net_model_iteration=10000.pt", "resume_checkpoint_epoch=3.pt"):
         (tmp_path / name).write_bytes(b"")
     assert sorted(snapshots(str(tmp_path))) == [2000, 10000]
+
+
+def test_seconds_per_iteration_is_the_median_step_of_the_training_logs(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    assert seconds_per_iteration(str(tmp_path)) is None
+    for run, (start, step_s) in enumerate(((1000.0, 0.5), (5000.0, 0.6))):  # two processes: a run and its resume
+        writer = SummaryWriter(str(tmp_path), filename_suffix=f".{run}")
+        for i in range(6):
+            writer.add_scalar("train_loss", 1.0, i, walltime=start + i * step_s + (900 if i == 5 else 0))
+            writer.add_scalar("other", 1.0, i, walltime=start + 0.01)  # another tag: not counted
+        writer.close()
+    # gaps: 4 x 0.5 and 1 x 900.5 from the first process, 4 x 0.6 and 1 x 900.6 from the second; the pause between
+    # the processes is not a gap
+    assert seconds_per_iteration(str(tmp_path)) == 0.6
 
 
 def test_pooled_summary_is_per_kind():
