@@ -40,6 +40,7 @@ MODELS = {
         "infer": ("configs/inference.yaml",),
         "infer_overrides": {},
         "output_dir": "runs/cv",
+        "compare": ("baseline",),  # its learning curve is drawn beside this one's
     },
     # the speed candidate: the diffusion folds' own snapshots, each slice tiled only over its tissue box
     # (``tile_box``; scored into OUTPUT_DIR/tissue_boxes_score_<N>; trains nothing of its own)
@@ -384,28 +385,38 @@ def learning_curve(output_dir: str) -> list[dict]:
     return sorted(points, key=lambda p: p["iterations"])
 
 
-def learning_curve_svg(points: list[dict], title: str) -> str:
-    """Pooled out-of-fold MS Dice, MS lesion F1 and glioma Dice against training iterations, as an SVG line chart."""
+def learning_curve_svg(series: dict[str, list[dict]], title: str) -> str:
+    """Pooled out-of-fold MS Dice, MS lesion F1 and glioma Dice against training iterations, as an SVG line chart:
+    ``series`` {model: learning_curve points}, the first model drawn solid, the others dashed."""
     left, top, width, height = 60, 30, 440, 200
-    xmax = max(p["iterations"] for p in points) * 1.05 or 1
+    every = [p for points in series.values() for p in points]
+    xmax = max(p["iterations"] for p in every) * 1.05 or 1
     sx = lambda x: left + width * x / xmax  # noqa: E731
     sy = lambda y: top + height * (1 - y)  # noqa: E731
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="640" height="280" font-family="sans-serif" '
-             f'font-size="11"><rect width="640" height="280" fill="white"/>'
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="680" height="280" font-family="sans-serif" '
+             f'font-size="11"><rect width="680" height="280" fill="white"/>'
              f'<text x="{left + width / 2}" y="18" text-anchor="middle" font-weight="bold">{title}</text>']
     for v in (0.0, 0.25, 0.5, 0.75, 1.0):
         parts.append(f'<text x="{left - 6}" y="{sy(v) + 4:.1f}" text-anchor="end">{v:.2f}</text><line x1="{left}" '
                      f'x2="{left + width}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" stroke="#ddd"/>')
-    for p in points:
-        parts.append(f'<text x="{sx(p["iterations"]):.1f}" y="{top + height + 16}" text-anchor="middle">'
-                     f'{p["iterations"]}</text>')
-    for row, (kind, metric, colour) in enumerate(CURVES):
-        xy = [(sx(p["iterations"]), sy(p[kind][metric])) for p in points
-              if p.get(kind) and p[kind].get(metric) is not None]
-        line = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
-        parts.append(f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>' for x, y in xy]
-        parts.append(f'<text x="{left + width + 12}" y="{top + 20 + 16 * row}" fill="{colour}">{kind} {metric}</text>')
+    for n in sorted({p["iterations"] for p in every}):
+        parts.append(f'<text x="{sx(n):.1f}" y="{top + height + 16}" text-anchor="middle">{n}</text>')
+    row = 0
+    for m, (model, points) in enumerate(series.items()):
+        dash = "" if m == 0 else ' stroke-dasharray="5,3"'
+        for kind, metric, colour in CURVES:
+            xy = [(sx(p["iterations"]), sy(p[kind][metric])) for p in points
+                  if p.get(kind) and p[kind].get(metric) is not None]
+            if not xy:
+                continue
+            line = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+            parts.append(f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>')
+            parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>' for x, y in xy]
+            parts.append(f'<line x1="{left + width + 12}" x2="{left + width + 32}" y1="{top + 16 + 16 * row}" '
+                         f'y2="{top + 16 + 16 * row}" stroke="{colour}" stroke-width="2"{dash}/><text '
+                         f'x="{left + width + 36}" y="{top + 20 + 16 * row}" fill="{colour}">{model} {kind} {metric}'
+                         f'</text>')
+            row += 1
     parts.append(f'<text x="{left + width / 2}" y="{top + height + 34}" text-anchor="middle">training iterations '
                  f'(batch 16)</text></svg>\n')
     return "".join(parts)
@@ -485,6 +496,11 @@ def crossval(
     points = learning_curve(output_dir)
     if points and stage != "train" and preset.get("score_prefix", "score") == "score":
         write_json_atomic(os.path.join(output_dir, "learning_curve.json"), points)
-        with open(os.path.join(output_dir, "learning_curve.svg"), "w") as f:
-            f.write(learning_curve_svg(points, f"{model}: pooled out-of-fold score against training iterations"))
+        series = {model: points}
+        for other in preset.get("compare", ()):  # drawn dashed beside it, where scored
+            other_points = learning_curve(os.path.join(bundle_root, MODELS[other]["output_dir"]))
+            if other_points:
+                series[other] = other_points
+        title = f"{' vs '.join(series)}: pooled out-of-fold score against training iterations"
+        write_text_atomic(os.path.join(output_dir, "learning_curve.svg"), learning_curve_svg(series, title))
     return result

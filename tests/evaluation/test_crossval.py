@@ -137,8 +137,11 @@ def test_learning_curve_reads_every_scored_snapshot(tmp_path):
         (tmp_path / f"score_{n}" / "metrics.json").write_text(json.dumps({"iterations": n, "mean": mean}))
     points = learning_curve(str(tmp_path))
     assert [p["iterations"] for p in points] == [2000, 4000] and points[1]["ms"]["dice"] == 0.5
-    svg = learning_curve_svg(points, "t")
-    assert svg.startswith("<svg") and svg.count("<polyline") == 3 and ">4000<" in svg
+    svg = learning_curve_svg({"diffusion": points}, "t")
+    assert svg.startswith("<svg") and svg.count("<polyline") == 3 and ">4000<" in svg and "stroke-dasharray" not in svg
+    svg = learning_curve_svg({"diffusion": points, "baseline": points[:1]}, "t")  # the second model dashed
+    assert svg.count("<polyline") == 6 and svg.count('stroke-dasharray="5,3"') == 6  # 3 lines + 3 legend keys
+    assert ">baseline ms dice<" in svg and ">diffusion glioma dice<" in svg
 
 
 def test_review_rule_is_fitted_so_that_no_dice_below_0_3_goes_unflagged():
