@@ -5,7 +5,8 @@ measures every case on the image's own grid (the label is resampled onto it by w
 neighbour, so the two may differ in orientation):
 
 * dice, hd95 (mm): ``monai.metrics.DiceMetric``, ``HausdorffDistanceMetric(percentile=95)``;
-* lesion_f1: lesion-wise detection F1, lesions = 26-connected components, any overlap counts as found;
+* lesion_f1: lesion-wise detection F1, lesions = 26-connected components, any overlap counts as found; beside it
+  (not in the tables) lesion_recall (true lesions found) and lesion_precision (predicted lesions that hit one);
 * avd_ml: |predicted - true lesion volume| in mL;
 * ece: ``monai.metrics.CalibrationErrorMetric`` (20 bins) of the lesion probability inside the head
   (voxels above the image mean);
@@ -51,21 +52,29 @@ MISSED_FAILURE_DICE = 0.3  # a case below this Dice must be flagged for review
 REPORT_SIGNALS = ("review_required", "uncertainty_score", "estimated_dice", "sample_agreement",
                   "lesion_fraction_at_brain_edge", "brain_volume_ml", "mean_uncertainty_in_lesions")
 METRICS = ("dice", "hd95", "lesion_f1", "avd_ml", "ece")
+DETECTION = ("lesion_recall", "lesion_precision")  # averaged beside METRICS, not in the tables
 
 
-def lesion_f1(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Lesion-wise detection F1: recall over true lesions hit, precision over predicted lesions that hit."""
+def lesion_detection(pred: np.ndarray, truth: np.ndarray) -> dict:
+    """Lesion-wise detection: recall over true lesions hit, precision over predicted lesions that hit, and their F1
+    (lesions = 26-connected components, any overlap counts). A ratio without lesions to count is None; with no
+    lesion in either mask all three are 1."""
     structure = np.ones((3,) * pred.ndim)
     pred_labels, n_pred = ndimage.label(pred, structure=structure)
     true_labels, n_true = ndimage.label(truth, structure=structure)
     if n_pred == 0 and n_true == 0:
-        return 1.0
-    if n_pred == 0 or n_true == 0:
-        return 0.0
-    found = len(np.unique(true_labels[pred & (true_labels > 0)]))
-    correct = len(np.unique(pred_labels[truth & (pred_labels > 0)]))
-    recall, precision = found / n_true, correct / n_pred
-    return 0.0 if recall + precision == 0 else 2 * recall * precision / (recall + precision)
+        return {"lesion_recall": 1.0, "lesion_precision": 1.0, "lesion_f1": 1.0}
+    found = len(np.unique(true_labels[pred & (true_labels > 0)])) if n_true else 0
+    correct = len(np.unique(pred_labels[truth & (pred_labels > 0)])) if n_pred else 0
+    recall = found / n_true if n_true else None
+    precision = correct / n_pred if n_pred else None
+    f1 = 0.0 if not recall or not precision else 2 * recall * precision / (recall + precision)
+    return {"lesion_recall": recall, "lesion_precision": precision, "lesion_f1": f1}
+
+
+def lesion_f1(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Lesion-wise detection F1 (``lesion_detection``)."""
+    return lesion_detection(pred, truth)["lesion_f1"]
 
 
 def _finite(value: float) -> float | None:
@@ -88,13 +97,14 @@ def load_case(case: dict, output_dir: str) -> tuple:
 
 
 def mask_metrics(seg, label) -> dict:
-    """Dice, lesion F1, absolute volume difference and both volumes (mL) of a channel-first mask against its label,
-    MetaTensors on the same grid."""
+    """Dice, lesion detection (``lesion_detection``), absolute volume difference and both volumes (mL) of a
+    channel-first mask against its label, MetaTensors on the same grid."""
     truth, pred = (label > 0).float()[None], (seg > 0).float()[None]
     voxel_ml = abs(float(np.linalg.det(seg.affine[:3, :3].double().numpy()))) / 1000
+    detection = lesion_detection(pred[0, 0].numpy() > 0, truth[0, 0].numpy() > 0)
     return {
         "dice": _finite(DiceMetric(include_background=True, ignore_empty=False)(pred, truth).item()),
-        "lesion_f1": _finite(lesion_f1(pred[0, 0].numpy() > 0, truth[0, 0].numpy() > 0)),
+        **{key: _finite(value) for key, value in detection.items()},
         "avd_ml": _finite(abs(float(pred.sum() - truth.sum())) * voxel_ml),
         "true_volume_ml": _finite(float(truth.sum()) * voxel_ml),
         "predicted_volume_ml": _finite(float(pred.sum()) * voxel_ml),
@@ -108,16 +118,7 @@ def case_metrics(image, label, seg, prob, uncertainty) -> dict:
     hd95 = HausdorffDistanceMetric(include_background=True, percentile=95)(pred, truth, spacing=spacing.tolist()).item()
     head = image[0] > image[0].mean()
     ece = CalibrationErrorMetric(num_bins=20)(prob[0][head].reshape(1, 1, -1), truth[0, 0][head].reshape(1, 1, -1))
-    volumes = mask_metrics(seg, label)
-    return {
-        "dice": volumes["dice"],
-        "hd95": _finite(hd95),
-        "lesion_f1": volumes["lesion_f1"],
-        "avd_ml": volumes["avd_ml"],
-        "ece": _finite(ece.item()),
-        "true_volume_ml": volumes["true_volume_ml"],
-        "predicted_volume_ml": volumes["predicted_volume_ml"],
-    }
+    return {"hd95": _finite(hd95), "ece": _finite(ece.item()), **mask_metrics(seg, label)}
 
 
 def read_config(bundle_root: str, config_file: str | list[str]) -> ConfigParser:
@@ -170,8 +171,8 @@ def summarise(cases: list[dict]) -> dict:
     """Means over cases (ignoring nulls), the failure AUROC and AURC of the case score, and how many cases with
     Dice < ``MISSED_FAILURE_DICE`` were not flagged for review."""
     mean = {}
-    for key in METRICS:
-        values = [c[key] for c in cases if c[key] is not None]
+    for key in (*METRICS, *DETECTION):
+        values = [c[key] for c in cases if c.get(key) is not None]
         mean[key] = round(float(np.mean(values)), 4) if values else None
     failures = [c["dice"] is not None and c["dice"] < FAILURE_DICE for c in cases]
     scores = [c["uncertainty_score"] or 0.0 for c in cases]

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import BUNDLE_ROOT, GLIOMA, SHARED_DATA, require_shared, run_bundle
 
-from bundle.evaluation.evaluate import aurc, lesion_f1, summarise
+from bundle.evaluation.evaluate import aurc, lesion_detection, lesion_f1, summarise
 
 
 def test_lesion_f1_counts_any_overlap_as_found():
@@ -24,6 +24,22 @@ def test_lesion_f1_counts_any_overlap_as_found():
     assert lesion_f1(truth, truth) == 1.0
     assert lesion_f1(np.zeros_like(truth), truth) == 0.0
     assert lesion_f1(np.zeros_like(truth), np.zeros_like(truth)) == 1.0
+
+
+def test_lesion_detection_splits_recall_and_precision():
+    truth = np.zeros((20, 20, 20), bool)
+    truth[1:3, 1:3, 1:3] = truth[10:12, 10:12, 10:12] = truth[15, 2, 2] = True  # three true lesions
+    pred = np.zeros_like(truth)
+    pred[2, 2, 2] = True  # finds lesion 1
+    pred[17:19, 17:19, 17:19] = pred[5, 15, 5] = True  # two false positives
+    assert lesion_detection(pred, truth) == pytest.approx(
+        {"lesion_recall": 1 / 3, "lesion_precision": 1 / 3, "lesion_f1": 1 / 3})
+    pred[10, 10, 10] = pred[11, 11, 11] = True  # two predicted lesions (26-connected: one) on lesion 2
+    assert lesion_detection(pred, truth)["lesion_recall"] == pytest.approx(2 / 3)
+    assert lesion_detection(pred, truth)["lesion_precision"] == pytest.approx(2 / 4)
+    empty = np.zeros_like(truth)
+    assert lesion_detection(empty, truth) == {"lesion_recall": 0.0, "lesion_precision": None, "lesion_f1": 0.0}
+    assert lesion_detection(pred, empty) == {"lesion_recall": None, "lesion_precision": 0.0, "lesion_f1": 0.0}
 
 
 def test_failure_auroc_needs_both_outcomes():
@@ -55,8 +71,8 @@ def test_evaluate_real_case_with_label_in_another_orientation(tmp_path):
     out = tmp_path / "eval"
     run_bundle("bundle", "evaluate", "--datalist", str(datalist), "--output_dir", str(out), "--samples", "2", "--steps", "2")
     result = json.loads((out / "metrics.json").read_text())
-    assert set(result["mean"]) == {"dice", "hd95", "lesion_f1", "avd_ml", "ece", "failure_auroc", "aurc",
-                                   "unflagged_failures"}
+    assert set(result["mean"]) == {"dice", "hd95", "lesion_f1", "avd_ml", "ece", "lesion_recall", "lesion_precision",
+                                   "failure_auroc", "aurc", "unflagged_failures"}
     (case,) = result["cases"]
     assert case["id"] == "BRATS_472_flair"
     seg = np.asarray(nib.load(out / "BRATS_472_flair_seg.nii.gz").dataobj) > 0
