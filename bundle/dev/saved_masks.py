@@ -22,12 +22,12 @@ from bundle.evaluation.evaluate import load_case, mask_metrics
 from bundle.inputs.data import case_name
 from bundle.outputs.files import write_json_atomic, write_text_atomic
 
-POOLED = ("dice", "lesion_f1")
+POOLED = ("dice", "lesion_f1", "lesion_recall", "lesion_precision")
 
 
 def score_variants(score_dir: str, variants: dict[str, Callable], folds_file: str = FOLDS_FILE) -> dict:
     """Every case of ``score_dir`` scored under each of ``variants`` ({name: (seg, brain) -> seg}); returns
-    {"score_dir", "iterations", "pooled": {name: {kind: {"dice", "lesion_f1"}}}, "cases": [{"id", "kind", "fold",
+    {"score_dir", "iterations", "pooled": {name: {kind: {"dice", "lesion_f1", ...}}}, "cases": [{"id", "kind", "fold",
     name: mask_metrics, ...}]}."""
     with open(os.path.join(score_dir, "metrics.json")) as f:
         scored = json.load(f)
@@ -43,22 +43,26 @@ def score_variants(score_dir: str, variants: dict[str, Callable], folds_file: st
             row[name] = mask_metrics(variant(seg.clone(), brain), label)
         per_case.append(row)
         print(f"{case['id']}: Dice by variant {[row[name]['dice'] for name in variants]}", flush=True)
-    pooled = {
-        name: {kind: {k: round(float(np.mean([r[name][k] for r in per_case if r["kind"] == kind])), 4) for k in POOLED}
-               for kind in KINDS}
-        for name in variants
-    }
+    pooled = {name: {kind: {k: _mean([r[name][k] for r in per_case if r["kind"] == kind]) for k in POOLED}
+                     for kind in KINDS} for name in variants}
     return {"score_dir": os.path.abspath(score_dir), "iterations": scored["iterations"], "pooled": pooled,
             "cases": per_case}
+
+
+def _mean(values: list) -> float | None:
+    """Mean of the values that are not None (a lesion ratio without lesions to count is None), 4 decimals."""
+    values = [v for v in values if v is not None]
+    return round(float(np.mean(values)), 4) if values else None
 
 
 def pooled_markdown(title: str, variant_column: str, pooled: list[tuple[str, dict]], verdict: str) -> str:
     """A Markdown table of the pooled means, one row per (variant label, pooled entry of ``score_variants``), under
     ``title`` and above ``verdict``."""
-    lines = [f"{title}\n", f"| {variant_column} | MS Dice | MS lesion F1 | glioma Dice | glioma lesion F1 |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {label} | {p['ms']['dice']} | {p['ms']['lesion_f1']} | {p['glioma']['dice']} | "
-              f"{p['glioma']['lesion_f1']} |" for label, p in pooled]
+    lines = [f"{title}\n", f"| {variant_column} | MS Dice | MS lesion F1 | MS lesion recall | MS lesion precision | "
+             "glioma Dice | glioma lesion F1 |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {label} | {p['ms']['dice']} | {p['ms']['lesion_f1']} | {p['ms'].get('lesion_recall')} | "
+              f"{p['ms'].get('lesion_precision')} | {p['glioma']['dice']} | {p['glioma']['lesion_f1']} |"
+              for label, p in pooled]
     return "\n".join(lines) + f"\n\n{verdict}\n"
 
 

@@ -56,6 +56,7 @@ def test_scores_a_crossval_folder(scored_folder):
     ms = {v: p["ms"] for v, p in result["pooled"].items()}
     assert ms[0.0]["lesion_f1"] == pytest.approx(2 * 0.25 / 1.25, abs=1e-4)  # 1 of 4 predicted lesions is real
     assert ms[4.0]["lesion_f1"] == pytest.approx(2 * (1 / 3) / (4 / 3), abs=1e-4)
+    assert ms[4.0]["lesion_recall"] == 1.0 and ms[4.0]["lesion_precision"] == pytest.approx(1 / 3, abs=1e-4)
     assert ms[7.0]["lesion_f1"] == 1.0 and ms[7.0]["dice"] == 1.0
     assert result["pooled"][7.0]["glioma"]["dice"] == 1.0
     assert result["rule"]["candidate_mm3"] == 7.0 and result["rule"]["adopt"] is True
