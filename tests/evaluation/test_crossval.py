@@ -284,3 +284,26 @@ def test_faint_lesions_branch_from_the_diffusion_states_and_train_on_with_their_
     with pytest.raises(SystemExit, match="needs the training state at 2000"):
         cv.crossval("train", model="faint_lesions", bundle_root=str(root), folds=1,
                     folds_file=str(BUNDLE_ROOT / cv.FOLDS_FILE))
+
+
+def test_wide_model_trains_and_segments_the_same_wider_network():
+    import fire
+
+    from bundle.evaluation.crossval import MODELS, WIDE_NETWORK
+    from bundle.evaluation.evaluate import read_config
+
+    preset = MODELS["wide"]
+    flags = preset["train_overrides"].split()
+    parsed = {flags[i][2:]: fire.parser.DefaultParseValue(flags[i + 1]) for i in range(0, len(flags), 2)}
+    assert parsed == {**WIDE_NETWORK, "snapshot_iterations": 500}  # as `monai.bundle run` (fire) reads the flags
+    networks = []
+    for configs, settings in ((preset["train"], parsed), (preset["infer"], preset["infer_overrides"])):
+        parser = read_config(str(BUNDLE_ROOT), list(configs))
+        for key, value in settings.items():
+            parser[key] = value
+        parser["device"] = "$torch.device('cpu')"
+        networks.append(parser.get_parsed_content("network_def"))
+    trained, served = networks
+    served.load_state_dict(trained.state_dict())  # strict: same layers, same shapes
+    assert trained.image_encoder.model[0].conv.unit0.conv.out_channels == 24
+    assert sum(p.numel() for p in trained.parameters()) > 1.5 * 1e6  # the shipped width has 0.75 M

@@ -5,7 +5,8 @@
 # Per step N = 2000, 4000, ...: diffusion folds to N, score (the learning curve). At 2,000 and 10,000 the candidates
 # decided on the first and the shipped snapshot: tiles over tissue boxes (rule 5, scored on the diffusion snapshots)
 # and the baseline folds to N with their score. At 4,000 the faint-lesion branch (rule 7, from the states at 2,000),
-# then the coarse head on the 2,000-iteration diffusion snapshots (rule 4: hybrid and head alone).
+# then the coarse head on the 2,000-iteration diffusion snapshots (rule 4: hybrid and head alone), then the 1.5x wider
+# network to 2,500 iterations, the CPU of the default's 4,000 (rule 9).
 cd "$(dirname "$0")/../../.."  # the bundle root
 py=.venv/bin/python
 for n in 2000 4000 6000 8000 10000; do
@@ -14,6 +15,7 @@ for n in 2000 4000 6000 8000 10000; do
     [ -f runs/cv_faint/score_$n/metrics.json ] || { $py -m bundle crossval train --model faint_lesions --until $n && $py -m bundle crossval score --model faint_lesions --iterations $n; } || exit 1
     base=2000
     [ -f runs/cv_hybrid/base_$base/score_500/metrics.json ] || { $py -m bundle crossval train --model hybrid --output_dir runs/cv_hybrid/base_$base --base_iterations $base && $py -m bundle crossval score --model hybrid --output_dir runs/cv_hybrid/base_$base --iterations 500 && $py -m bundle crossval score --model coarse --output_dir runs/cv_hybrid/base_$base --iterations 500; } || exit 1
+    [ -f runs/cv_wide/score_2500/metrics.json ] || { $py -m bundle crossval train --model wide --until 2500 && $py -m bundle crossval score --model wide --iterations 2500; } || exit 1
   fi
   case $n in 2000|10000) ;; *) continue ;; esac
   [ -f runs/cv/tissue_boxes_score_$n/metrics.json ] || $py -m bundle crossval score --model tissue_boxes --iterations $n || exit 1
