@@ -118,7 +118,7 @@ def case_metrics(image, label, seg, prob, uncertainty) -> dict:
     hd95 = HausdorffDistanceMetric(include_background=True, percentile=95)(pred, truth, spacing=spacing.tolist()).item()
     head = image[0] > image[0].mean()
     ece = CalibrationErrorMetric(num_bins=20)(prob[0][head].reshape(1, 1, -1), truth[0, 0][head].reshape(1, 1, -1))
-    return {"hd95": _finite(hd95), "ece": _finite(ece.item()), **mask_metrics(seg, label)}
+    return {**mask_metrics(seg, label), "hd95": _finite(hd95), "ece": _finite(ece.item())}
 
 
 def read_config(bundle_root: str, config_file: str | list[str]) -> ConfigParser:
