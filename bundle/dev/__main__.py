@@ -13,8 +13,8 @@ Commands (experiments; the product's commands are ``python -m bundle``):
     min-lesion-size       pooled out-of-fold masks scored again without lesions below V mm³
                           (see bundle.dev.min_lesion_size)
     fill-holes            pooled out-of-fold masks scored again with their holes filled (see bundle.dev.fill_holes)
-    lesion-contrast       each labelled case's lesion-to-tissue ratio against its out-of-fold Dice
-                          (see bundle.dev.lesion_contrast)
+    lesion-ratio          each labelled case's lesion-to-tissue ratio against its out-of-fold Dice
+                          (see bundle.dev.lesion_ratio)
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import fire
 from bundle.dev.acquisition_variants import acquisition_variants
 from bundle.dev.fill_holes import fill_holes_command
 from bundle.dev.healthy_anatomy import healthy_cases
-from bundle.dev.lesion_contrast import lesion_contrast_command
+from bundle.dev.lesion_ratio import lesion_ratios_command
 from bundle.dev.min_lesion_size import min_lesion_size_command
 from bundle.dev.sampler_agreement import sampler_agreement
 from bundle.dev.semi_synthetic import semi_synthetic_cases
@@ -41,7 +41,7 @@ def main() -> None:
             "acquisition-variants": acquisition_variants,
             "min-lesion-size": min_lesion_size_command,
             "fill-holes": fill_holes_command,
-            "lesion-contrast": lesion_contrast_command,
+            "lesion-ratio": lesion_ratios_command,
         }
     )
 

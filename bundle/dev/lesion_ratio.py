@@ -1,9 +1,9 @@
-"""Lesion contrast against out-of-fold Dice: ``python -m bundle.dev lesion-contrast --score_dir runs/cv/score_2000``.
+"""Lesion contrast against out-of-fold Dice: ``python -m bundle.dev lesion-ratio --score_dir runs/cv/score_2000``.
 
 For every labelled case of a ``crossval score`` folder, on the input grid: the FLAIR scaled as the inference config
 scales it (``NormalizeToTissue``, method "mode": parenchyma about 1; no resampling, bias-field correction or
 smoothing here), and the lesion-to-tissue ratio r = median of the scaled image inside the label (the median over the
-voxels above 0 outside it is reported beside it). Printed and written to SCORE_DIR/lesion_contrast.json and .md
+voxels above 0 outside it is reported beside it). Printed and written to SCORE_DIR/lesion_ratio.json and .md
 with the case's out-of-fold Dice and true and predicted lesion volume, and per kind the Spearman rank correlation
 of r with Dice: whether faint lesions are the ones the model misses.
 """
@@ -33,9 +33,9 @@ def lesion_ratio(image, label) -> dict:
             "other_tissue": round(float(np.median(scaled[~lesion & (scaled > 0)])), 3)}
 
 
-def lesion_contrast(score_dir: str, folds_file: str = FOLDS_FILE) -> dict:
+def lesion_ratios(score_dir: str, folds_file: str = FOLDS_FILE) -> dict:
     """Lesion ratios of the cases of ``score_dir`` with their Dice (module docstring); the content of
-    SCORE_DIR/lesion_contrast.json."""
+    SCORE_DIR/lesion_ratio.json."""
     with open(os.path.join(score_dir, "metrics.json")) as f:
         scored = json.load(f)
     source = {case_name(c["image"]): c for c in read_folds(folds_file)}
@@ -53,7 +53,7 @@ def lesion_contrast(score_dir: str, folds_file: str = FOLDS_FILE) -> dict:
         correlation[kind] = None if rho is None or not np.isfinite(rho) else round(float(rho), 3)
     result = {"score_dir": os.path.abspath(score_dir), "iterations": scored["iterations"],
               "spearman_ratio_dice": correlation, "cases": cases}
-    return publish(score_dir, "lesion_contrast", result, markdown(result))
+    return publish(score_dir, "lesion_ratio", result, markdown(result))
 
 
 def markdown(result: dict) -> str:
@@ -68,6 +68,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def lesion_contrast_command(score_dir: str, folds_file: str = FOLDS_FILE) -> None:
-    """Command line: ``lesion_contrast``, printing the Markdown instead of the returned dictionary."""
-    print(markdown(lesion_contrast(score_dir, folds_file)), end="")
+def lesion_ratios_command(score_dir: str, folds_file: str = FOLDS_FILE) -> None:
+    """Command line: ``lesion_ratios``, printing the Markdown instead of the returned dictionary."""
+    print(markdown(lesion_ratios(score_dir, folds_file)), end="")

@@ -1,4 +1,4 @@
-"""Lesion contrast (bundle.dev.lesion_contrast): the ratio on the tissue scale, its rank correlation with Dice."""
+"""Lesion contrast (bundle.dev.lesion_ratio): the ratio on the tissue scale, its rank correlation with Dice."""
 
 import json
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from bundle.dev.lesion_contrast import lesion_contrast, lesion_ratio
+from bundle.dev.lesion_ratio import lesion_ratio, lesion_ratios
 
 
 def _phantom(ratio, shape=(24, 24, 16), seed=0):
@@ -47,8 +47,8 @@ def test_correlation_over_a_scored_folder(tmp_path):
     (tmp_path / "folds.json").write_text(json.dumps({"cases": cases}))
     (tmp_path / "score" / "metrics.json").write_text(json.dumps({"iterations": 10, "cases": scored}))
 
-    result = lesion_contrast(str(tmp_path / "score"), folds_file=str(tmp_path / "folds.json"))
+    result = lesion_ratios(str(tmp_path / "score"), folds_file=str(tmp_path / "folds.json"))
     assert result["spearman_ratio_dice"] == {"ms": None, "glioma": 1.0}  # one MS case: no correlation
     ratios = [c["lesion_ratio"] for c in result["cases"]]
     np.testing.assert_allclose(ratios, [1.2, 1.5, 2.0, 1.8], atol=0.03)
-    assert "| case0 | 1.2" in (tmp_path / "score" / "lesion_contrast.md").read_text()
+    assert "| case0 | 1.2" in (tmp_path / "score" / "lesion_ratio.md").read_text()
