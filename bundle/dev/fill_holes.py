@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from monai.transforms import FillHoles
 
-from bundle.dev.saved_masks import pooled_markdown, publish, score_variants, verdict
+from bundle.dev.saved_masks import changes, pooled_markdown, publish, score_variants, verdict
 from bundle.evaluation.crossval import FOLDS_FILE
 
 CANDIDATES = ("3d", "2d")
@@ -49,12 +49,7 @@ def choose(pooled: dict[str, dict]) -> dict:
     glioma = {mode: pooled[mode]["glioma"]["dice"] for mode in CANDIDATES}
     chosen = "2d" if glioma["2d"] > glioma["3d"] + RULE_TIE else "3d"
     base, cand = pooled["none"], pooled[chosen]
-    checks = {
-        "glioma_dice_gain": round(cand["glioma"]["dice"] - base["glioma"]["dice"], 4),
-        "ms_dice_change": round(cand["ms"]["dice"] - base["ms"]["dice"], 4),
-        "ms_lesion_f1_change": round(cand["ms"]["lesion_f1"] - base["ms"]["lesion_f1"], 4),
-        "glioma_lesion_f1_change": round(cand["glioma"]["lesion_f1"] - base["glioma"]["lesion_f1"], 4),
-    }
+    checks = changes(base, cand, "glioma_dice", ("ms_dice", "ms_lesion_f1", "glioma_lesion_f1"))
     passes = checks["glioma_dice_gain"] >= MIN_GLIOMA_DICE_GAIN and all(
         checks[k] >= -MAX_LOSS for k in ("ms_dice_change", "ms_lesion_f1_change", "glioma_lesion_f1_change"))
     return {"candidate": chosen, **checks, "adopt": passes}

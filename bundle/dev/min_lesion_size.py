@@ -15,7 +15,7 @@ import json
 
 from monai.transforms import RemoveSmallObjects
 
-from bundle.dev.saved_masks import pooled_markdown, publish, score_variants, verdict
+from bundle.dev.saved_masks import changes, pooled_markdown, publish, score_variants, verdict
 from bundle.evaluation.crossval import FOLDS_FILE
 
 RULE_TIE = 0.005  # a V within this of the best MS lesion F1 loses to the smaller V
@@ -36,11 +36,7 @@ def choose(pooled: dict[float, dict]) -> dict:
     best_f1 = max(pooled[v]["ms"]["lesion_f1"] for v in sizes)
     chosen = next(v for v in sizes if pooled[v]["ms"]["lesion_f1"] >= best_f1 - RULE_TIE)
     base, cand = pooled[0], pooled[chosen]
-    checks = {
-        "ms_lesion_f1_gain": round(cand["ms"]["lesion_f1"] - base["ms"]["lesion_f1"], 4),
-        "ms_dice_change": round(cand["ms"]["dice"] - base["ms"]["dice"], 4),
-        "glioma_dice_change": round(cand["glioma"]["dice"] - base["glioma"]["dice"], 4),
-    }
+    checks = changes(base, cand, "ms_lesion_f1", ("ms_dice", "glioma_dice"))
     passes = (checks["ms_lesion_f1_gain"] >= MIN_F1_GAIN and checks["ms_dice_change"] >= -MAX_DICE_LOSS
               and checks["glioma_dice_change"] >= -MAX_DICE_LOSS)
     return {"candidate_mm3": chosen, **checks, "adopt": passes}

@@ -70,6 +70,17 @@ FIGURES = {"ms_dice": "MS Dice", "ms_lesion_f1": "MS lesion F1", "glioma_dice": 
            "glioma_lesion_f1": "glioma lesion F1"}
 
 
+def changes(base: dict, candidate: dict, gain: str, others: tuple[str, ...]) -> dict:
+    """Pooled figures of ``candidate`` minus ``base`` (pooled entries of ``score_variants``), 4 decimals:
+    ``<gain>_gain`` for the figure a rule asks to rise, ``<figure>_change`` for the ones it guards (``FIGURES`` keys,
+    e.g. "ms_lesion_f1")."""
+    def delta(figure: str) -> float:
+        kind, metric = figure.split("_", 1)
+        return round(candidate[kind][metric] - base[kind][metric], 4)
+
+    return {f"{gain}_gain": delta(gain), **{f"{figure}_change": delta(figure) for figure in others}}
+
+
 def verdict(rule: str, candidate: str, rule_result: dict) -> str:
     """One line: the rule, its candidate, each pooled figure's change against no change (keys ``<figure>_change`` or
     ``<figure>_gain``) and whether it is adopted."""
