@@ -112,7 +112,8 @@ MODELS = {
     },
 }
 KINDS = ("ms", "glioma")
-ALL = "all"  # the "fold" trained on every case
+ALL = "all"  # the "fold" trained on every case: the weights to ship
+SHIP_ITERATIONS = 20_000  # their length (docs/results.md rule 3), the cosine learning rate spread over all of it
 
 
 def read_folds(folds_file: str) -> list[dict]:
@@ -254,7 +255,10 @@ def train_folds(cases: list[dict], output_dir: str, bundle_root: str, folds=None
                     f"error: {init_dir}/fold_{fold} has no weight snapshot at {init_iterations} iterations"
                 )
             command += ["--init_weights", init]
-        command += ["--stop_after_epoch", str(until // epoch_length)] + overrides.split()
+        command += ["--stop_after_epoch", str(until // epoch_length)]
+        if fold == ALL and "--max_epochs" not in overrides.split():
+            command += ["--max_epochs", str(SHIP_ITERATIONS // epoch_length)]
+        command += overrides.split()
         print(f"fold {fold}: {'resuming from ' + os.path.basename(state) if state else 'training'} -> {fold_dir}",
               flush=True)
         subprocess.run(command, check=True)
@@ -460,10 +464,11 @@ def crossval(
     ``curve`` (score and curve also write OUTPUT_DIR/learning_curve.json and .svg from every scored snapshot), or
     fit the review ``rule`` on a scored snapshot (``fit_review_rule``; OUTPUT_DIR/score_<N>/review_rule.json).
 
-    ``--folds 2`` or ``--folds "[0,1]"``: only those folds; ``--folds all``: train on every case (the shipped
-    weights, ``OUTPUT_DIR/fold_all``). ``--overrides "--max_epochs 10"``: training config
-    flags. ``--until N``: train each fold only up to N iterations (all folds advance in turn; run again with a
-    larger N to go on). ``--iterations N``: score the snapshot at N iterations (0: the newest all folds have).
+    ``--folds 2`` or ``--folds "[0,1]"``: only those folds; ``--folds all``: train on every case for
+    ``SHIP_ITERATIONS`` (the weights to ship, ``OUTPUT_DIR/fold_all``; longer: ``--overrides "--max_epochs 60"``).
+    ``--overrides "--max_epochs 10"``: training config flags. ``--until N``: train each fold only up to N
+    iterations (all folds advance in turn; run again with a larger N to go on). ``--iterations N``: score the
+    snapshot at N iterations (0: the newest all folds have).
     ``--samples``/``--steps`` 0: the inference config's N and K. ``--model baseline``: the deterministic U-Net
     baseline on the same folds, data and augmentation; ``--model hybrid``: a coarse head trained on each fold's
     diffusion snapshot at ``--base_iterations`` (0: the newest all folds have), the diffusion sampled only in its

@@ -307,3 +307,19 @@ def test_wide_model_trains_and_segments_the_same_wider_network():
     served.load_state_dict(trained.state_dict())  # strict: same layers, same shapes
     assert trained.image_encoder.model[0].conv.unit0.conv.out_channels == 24
     assert sum(p.numel() for p in trained.parameters()) > 1.5 * 1e6  # the shipped width has 0.75 M
+
+
+def test_the_weights_to_ship_train_for_rule_3s_length_unless_told_otherwise(tmp_path, cases, monkeypatch):
+    import bundle.evaluation.crossval as cv
+
+    commands = []
+    monkeypatch.setattr(cv.subprocess, "run", lambda command, check: commands.append(command))
+    cv.train_folds(cases, str(tmp_path / "cv"), str(BUNDLE_ROOT), folds=cv.ALL, until=4000)
+    cv.train_folds(cases, str(tmp_path / "cv"), str(BUNDLE_ROOT), folds=cv.ALL, overrides="--max_epochs 60")
+    cv.train_folds(cases, str(tmp_path / "cv"), str(BUNDLE_ROOT), folds=[1], until=4000)
+    flags = [c[c.index("--stop_after_epoch"):] for c in commands]
+    # 20,000 iterations of 500: the cosine schedule spans the whole run; --until only stops it early (resumably)
+    assert flags[0] == ["--stop_after_epoch", "8", "--max_epochs", "40"]
+    assert flags[1] == ["--stop_after_epoch", "0", "--max_epochs", "60"]
+    assert flags[2] == ["--stop_after_epoch", "8"]  # cross-validation folds keep the config's length
+    assert commands[0][commands[0].index("--output_dir") + 1] == str(tmp_path / "cv" / "fold_all")

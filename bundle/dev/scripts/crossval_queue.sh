@@ -18,7 +18,7 @@ for n in 2000 4000 6000 8000 10000; do
     [ -f runs/cv_faint/score_$n/metrics.json ] || { $py -m bundle crossval train --model faint_lesions --until $n && $py -m bundle crossval score --model faint_lesions --iterations $n; } || exit 1
     [ -f runs/cv_wide/score_2500/metrics.json ] || { $py -m bundle crossval train --model wide --until 2500 && $py -m bundle crossval score --model wide --iterations 2500; } || exit 1
     [ -f runs/final_recipe_decided ] || { echo "queue: apply the verdicts of rules 7 and 9, then touch runs/final_recipe_decided"; exit 0; }
-    $py -m bundle crossval train --folds all --until 20000 --overrides "--max_epochs 40" || exit 1
+    $py -m bundle crossval train --folds all --until 20000 || exit 1
     base=2000
     [ -f runs/cv_hybrid/base_$base/score_500/metrics.json ] || { $py -m bundle crossval train --model hybrid --output_dir runs/cv_hybrid/base_$base --base_iterations $base && $py -m bundle crossval score --model hybrid --output_dir runs/cv_hybrid/base_$base --iterations 500 && $py -m bundle crossval score --model coarse --output_dir runs/cv_hybrid/base_$base --iterations 500; } || exit 1
   fi
