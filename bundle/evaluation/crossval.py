@@ -112,7 +112,10 @@ MODELS = {
     },
 }
 KINDS = ("ms", "glioma")
-ALL = "all"  # the "fold" trained on every case: the weights to ship
+ALL = "all"  # the "fold" trained on every case but the embedded sample: the weights to ship
+# the patient of the embedded sample (docs/sample, configs/inference.yaml sample_image), left out of the weights to
+# ship so that the README's first command shows a scan they never saw
+SAMPLE_PATIENT = "BRATS_474"
 SHIP_ITERATIONS = 20_000  # their length (docs/results.md rule 3), the cosine learning rate spread over all of it
 
 
@@ -135,9 +138,9 @@ def read_folds(folds_file: str) -> list[dict]:
 
 def fold_datalist(cases: list[dict], fold: int | str, ms_repeats: int = 3) -> dict:
     """MSD-style datalist of ``fold``: training = the other folds (MS scans ``ms_repeats`` times), validation and
-    testing = the fold's own cases. ``fold`` "all": every case for training (the shipped weights), the MS cases as
-    validation and testing (not held out)."""
-    train = [c for c in cases if c["fold"] != fold]
+    testing = the fold's own cases. ``fold`` "all": every case but the embedded sample's for training (the shipped
+    weights), the MS cases as validation and testing (not held out)."""
+    train = [c for c in cases if c["fold"] != fold and not (fold == ALL and c["patient"] == SAMPLE_PATIENT)]
     held = [c for c in cases if c["fold"] == fold or (fold == ALL and c["kind"] == "ms")]
     pair = lambda c: {"image": c["image"], "label": c["label"]}  # noqa: E731
     training = [pair(c) for c in train for _ in range(ms_repeats if c["kind"] == "ms" else 1)]

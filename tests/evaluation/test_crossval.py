@@ -13,6 +13,7 @@ from conftest import BUNDLE_ROOT, SHARED_DATA, require_shared
 from bundle.evaluation.crossval import (
     ALL,
     FOLDS_FILE,
+    SAMPLE_PATIENT,
     fold_datalist,
     folds_of,
     pooled_markdown,
@@ -60,8 +61,10 @@ def test_fold_datalist_holds_out_the_fold_and_repeats_ms_scans(cases):
     # fold 1 holds P14 (3 scans): 3 MS scans of 3 patients left, each 3 times; 18 gliomas once
     assert len(train_images) == 3 * 3 + 18
     assert all(train_images.count(c["image"]) == 3 for c in cases if c["kind"] == "ms" and c["fold"] != 1)
-    everything = fold_datalist(cases, ALL, ms_repeats=1)
-    assert len(everything["training"]) == 30
+    everything = fold_datalist(cases, ALL, ms_repeats=1)  # the weights to ship: every case but the sample's
+    assert len(everything["training"]) == 29
+    assert not any(SAMPLE_PATIENT in t["image"] for t in everything["training"])
+    assert (BUNDLE_ROOT / "docs" / "sample" / f"{SAMPLE_PATIENT}_flair.nii.gz").exists()
 
 
 def test_a_patient_in_two_folds_is_refused(tmp_path, cases):
