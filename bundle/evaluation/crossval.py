@@ -211,7 +211,7 @@ def newest_common_snapshot(output_dir: str, folds: list) -> int:
 
 
 def folds_of(cases: list[dict], folds) -> list:
-    """The folds to work on: ``folds`` (a fold number, a list of them, or "all": the model trained on every case)
+    """The folds to work on: ``folds`` (a fold number, a list of them, or "all": the weights to ship)
     or, when not given, every cross-validation fold."""
     every = sorted({c["fold"] for c in cases})
     if folds is None or folds == "":
@@ -467,8 +467,9 @@ def crossval(
     ``curve`` (score and curve also write OUTPUT_DIR/learning_curve.json and .svg from every scored snapshot), or
     fit the review ``rule`` on a scored snapshot (``fit_review_rule``; OUTPUT_DIR/score_<N>/review_rule.json).
 
-    ``--folds 2`` or ``--folds "[0,1]"``: only those folds; ``--folds all``: train on every case for
-    ``SHIP_ITERATIONS`` (the weights to ship, ``OUTPUT_DIR/fold_all``; longer: ``--overrides "--max_epochs 60"``).
+    ``--folds 2`` or ``--folds "[0,1]"``: only those folds; ``--folds all``: train on every case but the embedded
+    sample's for ``SHIP_ITERATIONS`` (the weights to ship, ``OUTPUT_DIR/fold_all``; longer: ``--overrides
+    "--max_epochs 60"``).
     ``--overrides "--max_epochs 10"``: training config flags. ``--until N``: train each fold only up to N
     iterations (all folds advance in turn; run again with a larger N to go on). ``--iterations N``: score the
     snapshot at N iterations (0: the newest all folds have).

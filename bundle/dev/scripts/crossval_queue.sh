@@ -2,7 +2,7 @@
 # Developer queue for the training runs of docs/results.md on a CPU machine, resumable: each step is skipped when
 # its result exists, and every training resumes from its last saved state. From anywhere:
 #   nohup bash bundle/dev/scripts/crossval_queue.sh >> runs/cv_queue.log 2>&1 &
-# 1. The weights to ship (rule 3): the recipe on every case, 20,000 iterations, cosine over all of them
+# 1. The weights to ship (rule 3): the recipe on every case but the embedded sample's, 20,000 iterations, cosine over all of them
 #    (runs/cv/fold_all). runs/ does not always survive from one CPU session to the next: at the end of a session
 #    `bash bundle/dev/scripts/keep_training_state.sh` copies the newest training state of that run into
 #    models/in_training/ to be committed, and this queue resumes from there when runs/ has none.
