@@ -1,31 +1,72 @@
 #!/usr/bin/env bash
-# Developer queue for the training runs of docs/results.md on a CPU machine, resumable: each step is skipped when
-# its result exists, and every training resumes from its last saved state. From anywhere:
-#   nohup bash bundle/dev/scripts/crossval_queue.sh >> runs/cv_queue.log 2>&1 &
-# 1. The weights to ship (rule 3): the recipe on every case but the embedded sample's, 20,000 iterations, cosine over all of them
-#    (runs/cv/fold_all). runs/ does not always survive from one CPU session to the next: at the end of a session
-#    `bash bundle/dev/scripts/keep_training_state.sh` copies the newest training state of that run into
-#    models/in_training/ to be committed, and this queue resumes from there when runs/ has none.
-# 2. Per step N = 2000, 4000, ...: diffusion folds to N, score (the learning curve). At 2,000 and 10,000: tiles over
-#    tissue boxes (rule 5, scored on the diffusion snapshots) and the baseline folds to N with their score. At 4,000:
-#    the faint-lesion branch (rule 7, from the states at 2,000), the 1.5x wider network to 2,500 iterations (the CPU
-#    of the default's 4,000; rule 9) and the coarse head on the 2,000-iteration snapshots (rule 4).
+# Developer queue for the training runs of docs/results.md on a 2-core CPU machine, resumable: each step is skipped
+# when its result exists, and every training resumes from its last saved state. From anywhere:
+#   nohup bash bundle/dev/scripts/crossval_queue.sh [ship|cv] >> runs/cv_queue.log 2>&1 &
+# Two lanes, one core each (two 1-thread training processes make 1.29x the iterations of one 2-thread process,
+# docs/training.md "Throughput"); no argument runs both:
+# ship: the weights to ship (rule 3): the recipe on every case but the embedded sample's, 20,000 iterations, cosine
+#   over all of them (runs/cv/fold_all). runs/ does not always survive from one CPU session to the next: at the end of
+#   a session `bash bundle/dev/scripts/keep_training_state.sh` copies the newest training state of that run into
+#   models/in_training/ to be committed, and this lane resumes from there when runs/ has none.
+# cv: per step N = 2000, 4000, ...: each diffusion fold trained to N and its held-out cases scored at N, then the
+#   pooled score (the learning curve). At 2,000 and 10,000: tiles over tissue boxes (rule 5, scored on the diffusion
+#   snapshots) and the baseline folds. At 4,000: the faint-lesion branch (rule 7, from the states at 2,000), the 1.5x
+#   wider network to 2,500 iterations (the CPU of the default's 4,000; rule 9) and the coarse head on the
+#   2,000-iteration snapshots (rule 4). Its processes take both cores once the ship lane has finished.
 cd "$(dirname "$0")/../../.."  # the bundle root
 py=.venv/bin/python
+lane=${1:-both}
 ship=runs/cv/fold_all
-if ! ls $ship/resume_checkpoint_*.pt > /dev/null 2>&1 && ls models/in_training/resume_checkpoint_*.pt > /dev/null 2>&1; then
-  mkdir -p $ship && cp models/in_training/resume_checkpoint_*.pt $ship/ && echo "queue: resuming $ship from models/in_training"
-fi
-$py -m bundle crossval train --folds all --until 20000 || exit 1
-for n in 2000 4000 6000 8000 10000; do
-  [ -f runs/cv/score_$n/metrics.json ] || { $py -m bundle crossval train --until $n && $py -m bundle crossval score --iterations $n; } || exit 1
-  if [ $n = 4000 ]; then
-    [ -f runs/cv_faint/score_$n/metrics.json ] || { $py -m bundle crossval train --model faint_lesions --until $n && $py -m bundle crossval score --model faint_lesions --iterations $n; } || exit 1
-    [ -f runs/cv_wide/score_2500/metrics.json ] || { $py -m bundle crossval train --model wide --until 2500 && $py -m bundle crossval score --model wide --iterations 2500; } || exit 1
-    base=2000
-    [ -f runs/cv_hybrid/base_$base/score_500/metrics.json ] || { $py -m bundle crossval train --model hybrid --output_dir runs/cv_hybrid/base_$base --base_iterations $base && $py -m bundle crossval score --model hybrid --output_dir runs/cv_hybrid/base_$base --iterations 500 && $py -m bundle crossval score --model coarse --output_dir runs/cv_hybrid/base_$base --iterations 500; } || exit 1
+
+ship_lane() {
+  if ! ls $ship/resume_checkpoint_*.pt > /dev/null 2>&1 && ls models/in_training/resume_checkpoint_*.pt > /dev/null 2>&1; then
+    mkdir -p $ship && cp models/in_training/resume_checkpoint_*.pt $ship/ && echo "queue: resuming $ship from models/in_training"
   fi
-  case $n in 2000|10000) ;; *) continue ;; esac
-  [ -f runs/cv/tissue_boxes_score_$n/metrics.json ] || $py -m bundle crossval score --model tissue_boxes --iterations $n || exit 1
-  [ -f runs/cv_baseline/score_$n/metrics.json ] || { $py -m bundle crossval train --model baseline --until $n && $py -m bundle crossval score --model baseline --iterations $n; } || exit 1
-done
+  OMP_NUM_THREADS=1 $py -m bundle crossval train --folds all --until 20000
+}
+
+threads() {  # 1 while a weights-to-ship training runs beside, else 2
+  if pgrep -f "crossval train --folds all" > /dev/null; then echo 1; else echo 2; fi
+}
+
+fold_steps() {  # fold_steps MODEL N OUTPUT_DIR SCORE_PREFIX TRAIN(yes|no) [extra train flags]: fold by fold, then pooled
+  local model=$1 n=$2 dir=$3 prefix=$4 train=$5 k
+  shift 5
+  for k in 0 1 2 3; do
+    [ -f "$dir/${prefix}_$n/fold_$k/metrics.json" ] && continue
+    if [ "$train" = yes ]; then
+      OMP_NUM_THREADS=$(threads) $py -m bundle crossval train --model "$model" --output_dir "$dir" --folds $k "$@" || return 1
+    fi
+    OMP_NUM_THREADS=$(threads) $py -m bundle crossval score --model "$model" --output_dir "$dir" --folds $k --iterations "$n" || return 1
+  done
+  pooled "$dir/${prefix}_$n/metrics.json" || $py -m bundle crossval score --model "$model" --output_dir "$dir" --iterations "$n"
+}
+
+pooled() {  # pooled METRICS_JSON: true when it pools all four folds
+  [ -f "$1" ] && $py -c "import json, sys; sys.exit(len(json.load(open('$1'))['settings']['folds']) != 4)"
+}
+
+cv_lane() {
+  for n in 2000 4000 6000 8000 10000; do
+    fold_steps diffusion $n runs/cv score yes --until $n || return 1
+    if [ $n = 2000 ]; then  # the faint-lesion branch starts from the states at 2,000 (copied, before they move on)
+      for k in 0 1 2 3; do $py -m bundle crossval train --model faint_lesions --folds $k --until 2000 || return 1; done
+    fi
+    if [ $n = 4000 ]; then
+      fold_steps faint_lesions $n runs/cv_faint score yes --until $n || return 1
+      fold_steps wide 2500 runs/cv_wide score yes --until 2500 || return 1
+      fold_steps hybrid 500 runs/cv_hybrid/base_2000 score yes --base_iterations 2000 || return 1
+      fold_steps coarse 500 runs/cv_hybrid/base_2000 coarse_score no || return 1
+    fi
+    case $n in 2000|10000) ;; *) continue ;; esac
+    fold_steps tissue_boxes $n runs/cv tissue_boxes_score no || return 1
+    fold_steps baseline $n runs/cv_baseline score yes --until $n || return 1
+  done
+}
+
+case $lane in
+  ship) ship_lane ;;
+  cv) cv_lane ;;
+  both) ship_lane & cv_lane; wait ;;
+  *) echo "usage: $0 [ship|cv]"; exit 2 ;;
+esac
