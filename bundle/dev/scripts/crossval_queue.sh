@@ -2,7 +2,7 @@
 # Developer queue for the training runs of docs/results.md on a 2-core CPU machine, resumable: each step is skipped
 # when its result exists, and every training resumes from its last saved state. From anywhere:
 #   nohup bash bundle/dev/scripts/crossval_queue.sh [ship|cv] >> runs/cv_queue.log 2>&1 &
-# Two lanes, one core each (two 1-thread training processes make 1.29x the iterations of one 2-thread process,
+# Two lanes, one core each (two 1-thread training processes make 1.23x the iterations of one 2-thread process,
 # docs/training.md "Throughput"); no argument runs both:
 # ship: the weights to ship (rule 3): the recipe on every case but the embedded sample's, 20,000 iterations, cosine
 #   over all of them (runs/cv/fold_all). runs/ does not always survive from one CPU session to the next: at the end of
