@@ -5,23 +5,20 @@
 # Two lanes, one core each (two 1-thread training processes make 1.23x the iterations of one 2-thread process,
 # docs/training.md "Throughput"); no argument runs both:
 # ship: the weights to ship (rule 3): the recipe on every case but the embedded sample's, 20,000 iterations, cosine
-#   over all of them (runs/cv/fold_all). runs/ does not always survive from one CPU session to the next: at the end of
-#   a session `bash bundle/dev/scripts/keep_training_state.sh` copies the newest training state of that run into
-#   models/in_training/ to be committed, and this lane resumes from there when runs/ has none.
+#   over all of them (runs/cv/fold_all).
 # cv: per step N = 2000, 4000, ...: each diffusion fold trained to N and its held-out cases scored at N, then the
 #   pooled score (the learning curve). At 2,000 and 10,000: tiles over tissue boxes (rule 5, scored on the diffusion
 #   snapshots) and the baseline folds. At 4,000: the faint-lesion branch (rule 7, from the states at 2,000), the 1.5x
 #   wider network to 2,500 iterations (the CPU of the default's 4,000; rule 9) and the coarse head on the
 #   2,000-iteration snapshots (rule 4). Its processes take both cores once the ship lane has finished.
+# runs/ does not always survive from one CPU session to the next: at the end of a session
+# `python -m bundle.dev keep-states` mirrors the newest (compact) training states and the per-fold scores into
+# models/in_training/ to be committed, and the queue starts by restoring them where runs/ has nothing newer.
 cd "$(dirname "$0")/../../.."  # the bundle root
 py=.venv/bin/python
 lane=${1:-both}
-ship=runs/cv/fold_all
 
 ship_lane() {
-  if ! ls $ship/resume_checkpoint_*.pt > /dev/null 2>&1 && ls models/in_training/resume_checkpoint_*.pt > /dev/null 2>&1; then
-    mkdir -p $ship && cp models/in_training/resume_checkpoint_*.pt $ship/ && echo "queue: resuming $ship from models/in_training"
-  fi
   OMP_NUM_THREADS=1 $py -m bundle crossval train --folds all --until 20000
 }
 
@@ -64,6 +61,7 @@ cv_lane() {
   done
 }
 
+$py -m bundle.dev restore-states || exit 1
 case $lane in
   ship) ship_lane ;;
   cv) cv_lane ;;
