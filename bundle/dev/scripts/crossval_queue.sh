@@ -6,11 +6,11 @@
 # docs/training.md "Throughput"); no argument runs both:
 # ship: the weights to ship (rule 3): the recipe on every case but the embedded sample's, 20,000 iterations, cosine
 #   over all of them (runs/cv/fold_all).
-# cv: per step N = 2000, 4000, ...: each diffusion fold trained to N and its held-out cases scored at N, then the
-#   pooled score (the learning curve). At 2,000 and 10,000: tiles over tissue boxes (rule 5, scored on the diffusion
-#   snapshots) and the baseline folds. At 4,000: the faint-lesion branch (rule 7, from the states at 2,000), the 1.5x
-#   wider network to 2,500 iterations (the CPU of the default's 4,000; rule 9) and the coarse head on the
-#   2,000-iteration snapshots (rule 4). Its processes take both cores once the ship lane has finished.
+# cv: per step N = 2000, 4000, 10000: each diffusion fold trained to N and its held-out cases scored at N, then the
+#   pooled score (the learning curve). At 4,000: the faint-lesion branch (rule 7, from the states at 2,000) and the
+#   coarse head on the 2,000-iteration snapshots (rule 4). At 10,000: tiles over tissue boxes (rule 5, on the
+#   diffusion snapshots) and the baseline folds; last the 1.5x wider network to 2,500 iterations (the CPU of the
+#   default's 4,000; rule 9). Its processes take both cores once the ship lane has finished.
 # runs/ does not always survive from one CPU session to the next: at the end of a session
 # `python -m bundle.dev keep-states` mirrors the newest (compact) training states and the per-fold scores into
 # models/in_training/ to be committed, and the queue starts by restoring them where runs/ has nothing newer.
@@ -44,21 +44,21 @@ pooled() {  # pooled METRICS_JSON: true when it pools all four folds
 }
 
 cv_lane() {
-  for n in 2000 4000 6000 8000 10000; do
+  # the learning curve first, the candidates where their rules compare, the wider network (rule 9) last
+  for n in 2000 4000 10000; do
     fold_steps diffusion $n runs/cv score yes --until $n || return 1
     if [ $n = 2000 ]; then  # the faint-lesion branch starts from the states at 2,000 (copied, before they move on)
       for k in 0 1 2 3; do $py -m bundle crossval train --model faint_lesions --folds $k --until 2000 || return 1; done
     fi
     if [ $n = 4000 ]; then
       fold_steps faint_lesions $n runs/cv_faint score yes --until $n || return 1
-      fold_steps wide 2500 runs/cv_wide score yes --until 2500 || return 1
       fold_steps hybrid 500 runs/cv_hybrid/base_2000 score yes --base_iterations 2000 || return 1
       fold_steps coarse 500 runs/cv_hybrid/base_2000 coarse_score no || return 1
     fi
-    case $n in 2000|10000) ;; *) continue ;; esac
-    fold_steps tissue_boxes $n runs/cv tissue_boxes_score no || return 1
-    fold_steps baseline $n runs/cv_baseline score yes --until $n || return 1
   done
+  fold_steps tissue_boxes 10000 runs/cv tissue_boxes_score no || return 1
+  fold_steps baseline 10000 runs/cv_baseline score yes --until 10000 || return 1
+  fold_steps wide 2500 runs/cv_wide score yes --until 2500 || return 1
 }
 
 $py -m bundle.dev restore-states || exit 1
