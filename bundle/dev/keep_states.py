@@ -3,7 +3,9 @@
 ``keep`` mirrors what the queue (``bundle/dev/scripts/crossval_queue.sh``) needs to go on into ``models/in_training/``,
 to be committed: for every training directory under ``runs/`` (``runs/cv/fold_all``, ``runs/cv/fold_k``,
 ``runs/cv_faint/fold_k``, ...) its newest training state, compacted, and every per-fold score
-(``score_<N>/fold_k/metrics.json``). ``restore`` copies them back where ``runs/`` has nothing newer.
+(``score_<N>/fold_k/metrics.json``). ``restore`` copies them back where ``runs/`` has nothing newer, with the weight snapshot of the restored state's
+iteration (``net_model_iteration=N.pt``, as the training writes them) where it is missing, so that a snapshot not yet
+scored, or one a later step starts from, can still be used (its weights carry the bf16 rounding below).
 
 A compact state is the full state (``resume_checkpoint_epoch=E.pt``: model, optimizer, learning-rate schedule,
 trainer, RNG) with the model weights in bf16 and the optimizer's moments dropped (its hyper-parameters kept): 1.5 MB
@@ -86,6 +88,11 @@ def restore(bundle_root: str = ".") -> list[str]:
         os.makedirs(target_dir, exist_ok=True)
         shutil.copy2(source, os.path.join(target_dir, os.path.basename(source)))
         written.append(os.path.join(target_dir, os.path.basename(source)))
+        state = torch.load(source, map_location="cpu", weights_only=True)
+        snapshot = os.path.join(target_dir, f"net_model_iteration={state['trainer']['iteration']}.pt")
+        if not os.path.isfile(snapshot):
+            torch.save({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()}, snapshot)
+            written.append(snapshot)
     for score in glob.glob(os.path.join(kept, "**", "metrics.json"), recursive=True):
         target = os.path.join(runs, os.path.relpath(score, kept))
         if not os.path.isfile(target):

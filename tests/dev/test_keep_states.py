@@ -56,7 +56,10 @@ def test_kept_states_are_compact_and_resume_where_the_run_stopped(tmp_path):
     (fold / "resume_checkpoint_epoch=3.pt").unlink()
     score.unlink()
     restored = restore(str(tmp_path))
-    assert len(restored) == 2 and json.loads(score.read_text())["cases"][0]["dice"] == 0.5
+    assert len(restored) == 3 and json.loads(score.read_text())["cases"][0]["dice"] == 0.5
+    snapshot = torch.load(fold / "net_model_iteration=30.pt", weights_only=True)  # the weights at the state's iteration
+    for name, value in trained.state_dict().items():
+        torch.testing.assert_close(snapshot[name], value, rtol=2**-8, atol=1e-6)
 
     net, opt, new_sched, trainer = _objects(1)
     load_dict = {"model": net, "optimizer": opt, "lr_scheduler": new_sched, "trainer": trainer}
