@@ -3,7 +3,7 @@
 # when its result exists, and every training resumes from its last saved state. From anywhere:
 #   nohup bash bundle/dev/scripts/crossval_queue.sh [ship|cv] >> runs/cv_queue.log 2>&1 &
 # Two lanes, one core each (two 1-thread training processes make 1.23x the iterations of one 2-thread process,
-# docs/training.md "Throughput"); no argument runs both:
+# docs/training.md "Throughput"); no argument runs both, one argument that lane alone on both cores:
 # ship: the weights to ship (rule 3): the recipe on every case but the embedded sample's, 20,000 iterations, cosine
 #   over all of them (runs/cv/fold_all).
 # cv: per step N = 2000, 4000, 10000: each diffusion fold trained to N and its held-out cases scored at N, then the
@@ -18,8 +18,8 @@ cd "$(dirname "$0")/../../.."  # the bundle root
 py=.venv/bin/python
 lane=${1:-both}
 
-ship_lane() {
-  OMP_NUM_THREADS=1 $py -m bundle crossval train --folds all --until 20000
+ship_lane() {  # ship_lane THREADS
+  OMP_NUM_THREADS=$1 $py -m bundle crossval train --folds all --until 20000
 }
 
 threads() {  # 1 while a weights-to-ship training runs beside, else 2
@@ -63,8 +63,8 @@ cv_lane() {
 
 $py -m bundle.dev restore-states || exit 1
 case $lane in
-  ship) ship_lane ;;
+  ship) ship_lane 2 ;;
   cv) cv_lane ;;
-  both) ship_lane & cv_lane; wait ;;
+  both) ship_lane 1 & cv_lane; wait ;;
   *) echo "usage: $0 [ship|cv]"; exit 2 ;;
 esac
