@@ -1,7 +1,7 @@
 """Carry the developer queue's training across CPU sessions whose ``runs/`` is not kept.
 
 ``keep`` mirrors what the queue (``bundle/dev/scripts/crossval_queue.sh``) needs to go on into ``models/in_training/``,
-to be committed: for every training directory under ``runs/`` (``runs/cv/fold_all``, ``runs/cv/fold_k``,
+to be committed: for every training directory of the queue (``runs/cv*/``: ``runs/cv/fold_all``, ``runs/cv/fold_k``,
 ``runs/cv_faint/fold_k``, ...) its newest training state, compacted, and every per-fold score
 (``score_<N>/fold_k/metrics.json``). ``restore`` copies them back where ``runs/`` has nothing newer, with the weight snapshot of the restored state's
 iteration (``net_model_iteration=N.pt``, as the training writes them) where it is missing, so that a snapshot not yet
@@ -44,9 +44,12 @@ def compact_state(source: str, target: str) -> None:
     os.replace(target + ".part", target)
 
 
-def _training_dirs(runs: str) -> list[str]:
-    return sorted({os.path.dirname(p) for p in glob.glob(os.path.join(runs, "**", "resume_checkpoint_epoch=*.pt"),
-                                                         recursive=True)})
+QUEUE_DIRS = "cv*"  # the queue's output directories under runs/ (runs/cv, runs/cv_faint, runs/cv_hybrid, ...)
+
+
+def _training_dirs(root: str) -> list[str]:
+    pattern = os.path.join(root, QUEUE_DIRS, "**", "resume_checkpoint_epoch=*.pt")
+    return sorted({os.path.dirname(p) for p in glob.glob(pattern, recursive=True)})
 
 
 def keep(bundle_root: str = ".") -> list[str]:
@@ -64,7 +67,7 @@ def keep(bundle_root: str = ".") -> list[str]:
         target = os.path.join(target_dir, os.path.basename(source))
         compact_state(source, target)
         written.append(target)
-    for score in glob.glob(os.path.join(runs, "**", "*score_*", "fold_*", "metrics.json"), recursive=True):
+    for score in glob.glob(os.path.join(runs, QUEUE_DIRS, "**", "*score_*", "fold_*", "metrics.json"), recursive=True):
         target = os.path.join(kept, os.path.relpath(score, runs))
         if not os.path.isfile(target) or os.path.getmtime(target) < os.path.getmtime(score):
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -93,7 +96,7 @@ def restore(bundle_root: str = ".") -> list[str]:
         if not os.path.isfile(snapshot):
             torch.save({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()}, snapshot)
             written.append(snapshot)
-    for score in glob.glob(os.path.join(kept, "**", "metrics.json"), recursive=True):
+    for score in glob.glob(os.path.join(kept, QUEUE_DIRS, "**", "metrics.json"), recursive=True):
         target = os.path.join(runs, os.path.relpath(score, kept))
         if not os.path.isfile(target):
             os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -51,6 +51,8 @@ def test_kept_states_are_compact_and_resume_where_the_run_stopped(tmp_path):
     assert str(kept) in written and not (kept.parent / "resume_checkpoint_epoch=2.pt").exists()  # only the newest
     assert kept.stat().st_size < 0.5 * (fold / "resume_checkpoint_epoch=3.pt").stat().st_size
     assert keep(str(tmp_path)) == []  # nothing new to keep
+    _save_state(str(tmp_path / "runs" / "finetune"), 1)  # not the queue's: not kept
+    assert keep(str(tmp_path)) == []
 
     (fold / "resume_checkpoint_epoch=2.pt").unlink()
     (fold / "resume_checkpoint_epoch=3.pt").unlink()
