@@ -401,12 +401,15 @@ def fit_review_rule(cases: list[dict], config: dict, tie: float = 0.005) -> dict
 CURVES = (("ms", "dice", "#c00"), ("ms", "lesion_f1", "#f80"), ("glioma", "dice", "#06c"))
 
 
-def learning_curve(output_dir: str) -> list[dict]:
-    """[{"iterations", "ms", "glioma", "all"}, ...] from every ``score_<N>/metrics.json`` in ``output_dir``."""
+def learning_curve(output_dir: str, folds: list | None = None) -> list[dict]:
+    """[{"iterations", "ms", "glioma", "all"}, ...] from every ``score_<N>/metrics.json`` in ``output_dir``; with
+    ``folds``, only the snapshots scored on all of them (not one fold's score while the others are still training)."""
     points = []
     for path in glob.glob(os.path.join(output_dir, "score_*", "metrics.json")):
         with open(path) as f:
             result = json.load(f)
+        if folds is not None and sorted(result.get("settings", {}).get("folds", [])) != sorted(folds):
+            continue
         points.append({"iterations": result["iterations"], **result["mean"]})
     return sorted(points, key=lambda p: p["iterations"])
 
@@ -505,8 +508,9 @@ def crossval(
         train_folds(cases, output_dir, bundle_root, folds, ms_repeats, preset["train"], overrides, until,
                     init_dir, init_iterations)
     result = None
+    every_fold = folds_of(cases, None)
     if stage == "rule":
-        points = learning_curve(output_dir)
+        points = learning_curve(output_dir, every_fold)
         if not points:
             raise SystemExit(f"error: no scored snapshot in {output_dir}")
         n = iterations or points[-1]["iterations"]
@@ -522,12 +526,12 @@ def crossval(
     if stage in ("score", "all"):
         result = score_folds(cases, output_dir, bundle_root, iterations, folds, samples, steps, preset["infer"],
                              preset["infer_overrides"], preset.get("score_prefix", "score"))
-    points = learning_curve(output_dir)
+    points = learning_curve(output_dir, every_fold)
     if points and stage != "train" and preset.get("score_prefix", "score") == "score":
         write_json_atomic(os.path.join(output_dir, "learning_curve.json"), points)
         series = {model: points}
         for other in preset.get("compare", ()):  # drawn dashed beside it, where scored
-            other_points = learning_curve(os.path.join(bundle_root, MODELS[other]["output_dir"]))
+            other_points = learning_curve(os.path.join(bundle_root, MODELS[other]["output_dir"]), every_fold)
             if other_points:
                 series[other] = other_points
         title = f"{' vs '.join(series)}: pooled out-of-fold score against training iterations"

@@ -140,6 +140,10 @@ def test_learning_curve_reads_every_scored_snapshot(tmp_path):
         (tmp_path / f"score_{n}" / "metrics.json").write_text(json.dumps({"iterations": n, "mean": mean}))
     points = learning_curve(str(tmp_path))
     assert [p["iterations"] for p in points] == [2000, 4000] and points[1]["ms"]["dice"] == 0.5
+    for n, folds in ((2000, [0, 1, 2, 3]), (4000, [0])):  # 4000 scored on one fold so far: not a point yet
+        path = tmp_path / f"score_{n}" / "metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "settings": {"folds": folds}}))
+    assert [p["iterations"] for p in learning_curve(str(tmp_path), [0, 1, 2, 3])] == [2000]
     svg = learning_curve_svg({"diffusion": points}, "t")
     assert svg.startswith("<svg") and svg.count("<polyline") == 3 and ">4000<" in svg and "stroke-dasharray" not in svg
     svg = learning_curve_svg({"diffusion": points, "baseline": points[:1]}, "t")  # the second model dashed
