@@ -52,6 +52,21 @@ def _training_dirs(root: str) -> list[str]:
     return sorted({os.path.dirname(p) for p in glob.glob(pattern, recursive=True)})
 
 
+def _copy_scores(source_root: str, target_root: str, only_missing: bool) -> list[str]:
+    """Copy every per-fold score (``*score_<N>/fold_k/metrics.json``) of the queue's directories from one root to
+    the other, where the target lacks it (or, unless ``only_missing``, holds an older copy)."""
+    written = []
+    pattern = os.path.join(source_root, QUEUE_DIRS, "**", "*score_*", "fold_*", "metrics.json")
+    for score in glob.glob(pattern, recursive=True):
+        target = os.path.join(target_root, os.path.relpath(score, source_root))
+        if os.path.isfile(target) and (only_missing or os.path.getmtime(target) >= os.path.getmtime(score)):
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(score, target)
+        written.append(target)
+    return written
+
+
 def keep(bundle_root: str = ".") -> list[str]:
     """Mirror the newest compact state of every training directory under ``runs/`` and every per-fold score into
     ``models/in_training/`` (older kept states of the same directory are removed); returns the files written."""
@@ -67,12 +82,7 @@ def keep(bundle_root: str = ".") -> list[str]:
         target = os.path.join(target_dir, os.path.basename(source))
         compact_state(source, target)
         written.append(target)
-    for score in glob.glob(os.path.join(runs, QUEUE_DIRS, "**", "*score_*", "fold_*", "metrics.json"), recursive=True):
-        target = os.path.join(kept, os.path.relpath(score, runs))
-        if not os.path.isfile(target) or os.path.getmtime(target) < os.path.getmtime(score):
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.copy2(score, target)
-            written.append(target)
+    written += _copy_scores(runs, kept, only_missing=False)
     for path in written:
         print(f"kept {path}")
     return written
@@ -96,12 +106,7 @@ def restore(bundle_root: str = ".") -> list[str]:
         if not os.path.isfile(snapshot):
             torch.save({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()}, snapshot)
             written.append(snapshot)
-    for score in glob.glob(os.path.join(kept, QUEUE_DIRS, "**", "metrics.json"), recursive=True):
-        target = os.path.join(runs, os.path.relpath(score, kept))
-        if not os.path.isfile(target):
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.copy2(score, target)
-            written.append(target)
+    written += _copy_scores(kept, runs, only_missing=True)
     for path in written:
         print(f"restored {path}")
     return written
