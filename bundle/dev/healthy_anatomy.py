@@ -1,6 +1,6 @@
 """Healthy MNI-space brains with FLAIR-like contrast, as training anatomy for synthetic MS lesions.
 
-Without them the synthetic MS lesions of the shipped 0.4.0 recipe land only on glioma brains. Here a real healthy brain T1 in MNI space (default: Colin27, ``ch2bet`` of Debian's ``mricron-data``) gets a
+Without them the synthetic MS lesions of the 0.4.0 weights' recipe land only on glioma brains. Here a real healthy brain T1 in MNI space (default: Colin27, ``ch2bet`` of Debian's ``mricron-data``) gets a
 FLAIR-like contrast by a piecewise-linear map of its T1 intensity t through the CSF, grey- and white-matter peaks of
 its histogram (p_csf < p_gm < p_wm):
 
