@@ -63,7 +63,7 @@ def register_template(fixed):
     method.SetNumberOfThreads(1)
     method.SetMetricAsMattesMutualInformation(32)
     method.SetMetricSamplingStrategy(method.REGULAR)
-    method.SetMetricSamplingPercentage(0.25)
+    method.SetMetricSamplingPercentage(0.25, seed=1)  # the default seed is the wall clock: the same case, other regions
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(1.0, 1e-3, 100, gradientMagnitudeTolerance=1e-6)
     method.SetOptimizerScalesFromPhysicalShift()
