@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Developer queue for the training runs of docs/results.md on a 2-core CPU machine, resumable: each step is skipped
 # when its result exists, and every training resumes from its last saved state. From anywhere:
-#   nohup bash bundle/dev/scripts/crossval_queue.sh [ship|cv] >> runs/cv_queue.log 2>&1 &
+#   nohup bash bundle/dev/scripts/crossval_queue.sh [cv|ship|both] >> runs/cv_queue.log 2>&1 &
 # Two lanes, one core each (two 1-thread training processes make 1.23x the iterations of one 2-thread process,
-# docs/training.md "Throughput"); no argument runs both, one argument that lane alone on both cores:
+# docs/training.md "Throughput"); `both` runs both, one lane name that lane alone on both cores (default: cv):
 # ship: the weights to ship (rule 3): the recipe on every case but the embedded sample's, 20,000 iterations, cosine
-#   over all of them (runs/cv/fold_all).
+#   over all of them (runs/cv/fold_all). It made the 0.16.0 weights; run it again only to retrain them.
 # cv: per step N = 2000, 4000, 10000: each diffusion fold trained to N and its held-out cases scored at N, then the
 #   pooled score (the learning curve). At 4,000: the coarse head on the 4,000-iteration snapshots (rule 4) and the
 #   faint-lesion branch (rule 7, from the states at 2,000). At 10,000: tiles over tissue boxes (rule 5, on the
@@ -16,7 +16,7 @@
 # models/in_training/ to be committed, and the queue starts by restoring them where runs/ has nothing newer.
 cd "$(dirname "$0")/../../.."  # the bundle root
 py=.venv/bin/python
-lane=${1:-both}
+lane=${1:-cv}
 
 ship_lane() {  # ship_lane THREADS
   OMP_NUM_THREADS=$1 $py -m bundle crossval train --folds all --until 20000
@@ -66,5 +66,5 @@ case $lane in
   ship) ship_lane 2 ;;
   cv) cv_lane ;;
   both) ship_lane 1 & cv_lane; wait ;;
-  *) echo "usage: $0 [ship|cv]"; exit 2 ;;
+  *) echo "usage: $0 [cv|ship|both]"; exit 2 ;;
 esac
