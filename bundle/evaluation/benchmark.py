@@ -70,6 +70,7 @@ SETTINGS = {
     "default_unstripped": {"skull_strip": False},
     "default_whole_slices": {"tile_size": 0},
     "default_slice_batch_16": {"slice_batch_size": 16},
+    "default_slice_batch_2": {"slice_batch_size": 2},
     "default_tissue_boxes": {"tile_box": 4},
 }
 BASELINE_CONFIGS = ("inference.yaml", "baseline_inference.yaml")
@@ -86,6 +87,7 @@ RATIOS = {
     "ratio_default_over_unstripped": ("default", "default_unstripped"),
     "ratio_default_over_whole_slices": ("default", "default_whole_slices"),
     "ratio_slice_batch_16_over_default": ("default_slice_batch_16", "default"),
+    "ratio_slice_batch_2_over_default": ("default_slice_batch_2", "default"),
     "ratio_default_over_tissue_boxes": ("default", "default_tissue_boxes"),
 }
 

@@ -9,7 +9,7 @@ import time
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import SAMPLE, run_bundle
+from conftest import BUNDLE_ROOT, SAMPLE, run_bundle
 
 from bundle.evaluation.stages import ORDER, StageTimer, stage_of
 
@@ -119,3 +119,17 @@ def test_stage_timer_counts_nested_calls_once_in_the_outer_stage():
     report = timer.report(total=1.0)
     assert report["startup"] == pytest.approx(1.0 - sum(timer.seconds.values()), abs=1e-3)
     assert list(report) == [name for name in ORDER if name in report]
+
+
+def test_every_benchmark_mode_overrides_settings_the_inference_config_has():
+    import yaml
+
+    from bundle.evaluation.benchmark import RATIOS, SETTINGS
+
+    with open(BUNDLE_ROOT / "configs" / "inference.yaml") as f:
+        config = yaml.safe_load(f)
+    for mode, overrides in SETTINGS.items():
+        assert mode == "default" or mode.startswith("default_"), mode
+        assert set(overrides) <= set(config), (mode, set(overrides) - set(config))
+    for numerator, denominator in RATIOS.values():
+        assert {numerator, denominator} <= {*SETTINGS, "baseline", "ddpm1000", "unet"}, (numerator, denominator)
