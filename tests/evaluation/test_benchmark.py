@@ -124,7 +124,7 @@ def test_stage_timer_counts_nested_calls_once_in_the_outer_stage():
 def test_every_benchmark_mode_overrides_settings_the_inference_config_has():
     import yaml
 
-    from bundle.evaluation.benchmark import RATIOS, SETTINGS
+    from bundle.evaluation.benchmark import PART_MODES, RATIOS, SETTINGS
 
     with open(BUNDLE_ROOT / "configs" / "inference.yaml") as f:
         config = yaml.safe_load(f)
@@ -132,4 +132,4 @@ def test_every_benchmark_mode_overrides_settings_the_inference_config_has():
         assert mode == "default" or mode.startswith("default_"), mode
         assert set(overrides) <= set(config), (mode, set(overrides) - set(config))
     for numerator, denominator in RATIOS.values():
-        assert {numerator, denominator} <= {*SETTINGS, "baseline", "ddpm1000", "unet"}, (numerator, denominator)
+        assert {numerator, denominator} <= {*SETTINGS, "baseline", *PART_MODES}, (numerator, denominator)
