@@ -10,7 +10,8 @@
 #   pooled score (the learning curve). At 2,000: the coarse head on the 2,000-iteration snapshots (rule 4, the speed
 #   candidate of issue 30). At 4,000: the faint-lesion branch (rule 7, from the states at 2,000). At 10,000: tiles
 #   over tissue boxes (rule 5, on the diffusion snapshots) and the baseline folds; last the 1.5x wider network to
-#   2,500 iterations (the CPU of the default's 4,000; rule 9). Its processes take both cores once the ship lane has finished.
+#   2,500 iterations (the CPU of the default's 4,000; rule 9). Its processes take both cores once the ship lane has
+#   finished.
 # runs/ does not always survive from one CPU session to the next: at the end of a session
 # `python -m bundle.dev keep-states` mirrors the newest (compact) training states and the per-fold scores into
 # models/in_training/ to be committed, and the queue starts by restoring them where runs/ has nothing newer.
