@@ -15,8 +15,8 @@ g. ``baseline``: the deterministic U-Net baseline's whole path (``configs/baseli
    of the sampler;
 d.-l. ``default_<variant>`` (optional, ``--modes``): the default with the settings of ``SETTINGS[mode]`` (speed
    settings off, all K steps, no mirroring, no input corrections, glibc's malloc defaults, no brain extraction,
-   whole slices, 16 slices per batch, tiles over each slice's tissue box), so each one's cost is a ratio measured in
-   the same run.
+   whole slices, 16 or 2 slices per batch, tiles over each slice's tissue box, sampling only where a coarse head
+   finds candidates), so each one's cost is a ratio measured in the same run.
 
 Part-path modes, on the first input only (timed inside the process, after the preprocessing):
 b. ``ddpm1000``: the same weights sampled by DDPM ancestral sampling over all T = 1000 steps (DDIM with eta = 1 over
@@ -44,6 +44,7 @@ import time
 
 import torch
 
+from bundle.evaluation.crossval import MODELS as CROSSVAL_MODELS
 from bundle.memory import keep_freed_memory
 
 SHARED_DATA = os.path.join("..", "shared", "data")  # relative to the bundle root
@@ -72,6 +73,10 @@ SETTINGS = {
     "default_slice_batch_16": {"slice_batch_size": 16},
     "default_slice_batch_2": {"slice_batch_size": 2},
     "default_tissue_boxes": {"tile_box": 4},
+    # the coarse-to-fine candidate (docs/results.md rule 4): the shipped weights with a coarse head trained on them
+    # (`python -m bundle crossval train --model hybrid --folds all`), sampled only in the head's region of interest
+    "default_coarse_roi": {**CROSSVAL_MODELS["hybrid"]["infer_overrides"],
+                           "ckpt_path": "$@bundle_root + '/runs/cv_hybrid/fold_all/net_model_iteration=500.pt'"},
 }
 BASELINE_CONFIGS = ("inference.yaml", "baseline_inference.yaml")
 # report key -> (numerator mode, denominator mode) of the median times, written when both modes were measured
@@ -89,6 +94,7 @@ RATIOS = {
     "ratio_slice_batch_16_over_default": ("default_slice_batch_16", "default"),
     "ratio_slice_batch_2_over_default": ("default_slice_batch_2", "default"),
     "ratio_default_over_tissue_boxes": ("default", "default_tissue_boxes"),
+    "ratio_default_over_coarse_roi": ("default", "default_coarse_roi"),
 }
 
 

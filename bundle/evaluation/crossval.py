@@ -232,9 +232,13 @@ def train_folds(cases: list[dict], output_dir: str, bundle_root: str, folds=None
                 until: int = 0, init_dir: str = "", init_iterations: int = 0) -> None:
     """Train (or resume) each fold in its own process, up to ``until`` iterations (0: the config's whole run);
     ``overrides``: extra ``--key value`` flags for the config; ``init_dir``: start each fold from the same fold's
-    weight snapshot at ``init_iterations`` there (``--init_weights``)."""
+    weight snapshot at ``init_iterations`` there (``--init_weights``). A config that trains on given weights (its own
+    ``init_weights``: a coarse head) trains fold "all" from those (the shipped ``models/model.pt``) for its own
+    length."""
     configs = [f if os.path.isabs(f) else os.path.join(bundle_root, f) for f in config_file]
-    epoch_length = int(read_config(bundle_root, configs)["epoch_length"])
+    config = read_config(bundle_root, configs)
+    epoch_length = int(config["epoch_length"])
+    on_given_weights = "init_weights" in config
     if until % epoch_length:
         raise SystemExit(f"error: --until {until} is not a multiple of the epoch length {epoch_length}")
     for fold in folds_of(cases, folds):
@@ -251,7 +255,7 @@ def train_folds(cases: list[dict], output_dir: str, bundle_root: str, folds=None
                    "--ckpt_dir", fold_dir]
         if state:
             command += ["--resume_from", state]
-        if init_dir:
+        if init_dir and fold != ALL:
             init = snapshots(os.path.join(init_dir, f"fold_{fold}")).get(init_iterations)
             if init is None:
                 raise SystemExit(
@@ -259,7 +263,7 @@ def train_folds(cases: list[dict], output_dir: str, bundle_root: str, folds=None
                 )
             command += ["--init_weights", init]
         command += ["--stop_after_epoch", str(until // epoch_length)]
-        if fold == ALL and "--max_epochs" not in overrides.split():
+        if fold == ALL and not on_given_weights and "--max_epochs" not in overrides.split():
             command += ["--max_epochs", str(SHIP_ITERATIONS // epoch_length)]
         command += overrides.split()
         print(f"fold {fold}: {'resuming from ' + os.path.basename(state) if state else 'training'} -> {fold_dir}",
@@ -478,11 +482,11 @@ def crossval(
     snapshot at N iterations (0: the newest all folds have).
     ``--samples``/``--steps`` 0: the inference config's N and K. ``--model baseline``: the deterministic U-Net
     baseline on the same folds, data and augmentation; ``--model hybrid``: a coarse head trained on each fold's
-    diffusion snapshot at ``--base_iterations`` (0: the newest all folds have), the diffusion sampled only in its
-    region of interest; ``--model coarse``: that head alone; ``--model tissue_boxes``: the diffusion snapshots scored
-    with tiles over each slice's tissue box; ``--model faint_lesions``: the diffusion folds' states at 2,000
-    iterations trained on with fainter lesions; ``--model wide``: a 1.5x wider network (``MODELS``);
-    ``--output_dir`` defaults to the model's.
+    diffusion snapshot at ``--base_iterations`` (0: the newest all folds have; ``--folds all``: on the shipped
+    weights, for the benchmark), the diffusion sampled only in its region of interest; ``--model coarse``: that
+    head alone; ``--model tissue_boxes``: the diffusion snapshots scored with tiles over each slice's tissue box;
+    ``--model faint_lesions``: the diffusion folds' states at 2,000 iterations trained on with fainter lesions;
+    ``--model wide``: a 1.5x wider network (``MODELS``); ``--output_dir`` defaults to the model's.
     """
     if stage not in ("train", "score", "all", "curve", "rule"):
         raise SystemExit(f"error: stage must be train, score, all, curve or rule, got {stage!r}")
@@ -497,7 +501,7 @@ def crossval(
         raise SystemExit(f"error: --model {model} trains nothing of its own; score it on {preset['output_dir']}")
     if stage in ("train", "all"):
         init_dir, init_iterations = "", 0
-        if preset.get("init_from"):
+        if preset.get("init_from") and folds != ALL:  # fold "all" starts from the shipped weights
             init_dir = os.path.join(bundle_root, MODELS[preset["init_from"]]["output_dir"])
             init_iterations = base_iterations or newest_common_snapshot(init_dir, folds_of(cases, folds))
         if preset.get("branch_from"):

@@ -196,6 +196,11 @@ def test_hybrid_folds_start_from_the_same_folds_diffusion_snapshot(tmp_path, cas
         init = command[command.index("--init_weights") + 1]
         assert init == str(base / f"fold_{fold}" / "net_model_iteration=2000.pt")
         assert command[command.index("--stop_after_epoch") + 1] == "2"  # 500 iterations of 250
+    # fold "all": the head on the shipped weights (the config's init_weights), for the config's 500 iterations
+    cv.train_folds(cases, str(tmp_path / "hybrid"), str(BUNDLE_ROOT), folds=cv.ALL,
+                   config_file=cv.MODELS["hybrid"]["train"], init_dir=str(base), init_iterations=2000)
+    assert "--init_weights" not in commands[-1] and "--max_epochs" not in commands[-1]
+    assert commands[-1][commands[-1].index("--output_dir") + 1] == str(tmp_path / "hybrid" / "fold_all")
     with pytest.raises(SystemExit, match="no weight snapshot at 4000"):
         cv.train_folds(cases, str(tmp_path / "hybrid2"), str(BUNDLE_ROOT), folds=[3],
                        config_file=cv.MODELS["hybrid"]["train"], init_dir=str(base), init_iterations=4000)
