@@ -1,4 +1,5 @@
-"""TorchScript export: trace ``encode_image``, ``denoise`` and ``forward`` of the trained network.
+"""TorchScript export: trace ``encode_image``, ``denoise`` and ``forward`` (and ``coarse_logits`` where the network
+has a coarse head) of the trained network.
 
 The traced module keeps the two-method interface the inferer uses (f^I once, then the denoiser per step), so
 ``DiffusionEnsembleInferer`` runs on ``torch.jit.load("models/model.ts")`` exactly as on the eager network. The
@@ -27,14 +28,17 @@ def load_network(bundle_root: str = ".", config_file: str = "configs/inference.y
 
 
 def example_inputs(network, height: int = 64, width: int = 64, batch: int = 2) -> dict[str, tuple[torch.Tensor, ...]]:
-    """Random example inputs for each traced method."""
+    """Random example inputs for each traced method (``coarse_logits`` too when the network has a coarse head)."""
     g = torch.Generator().manual_seed(0)
     channels = network.image_channels * (2 * network.context_slices + 1)
     image = torch.rand((batch, channels, height, width), generator=g)
     x_t = torch.randn((batch, 1, height, width), generator=g)
     t = torch.tensor([500] * batch, dtype=torch.long)
     features = torch.randn((batch, network.feature_channels, height, width), generator=g)
-    return {"encode_image": (image,), "denoise": (x_t, t, features), "forward": (x_t, t, image)}
+    inputs = {"encode_image": (image,), "denoise": (x_t, t, features), "forward": (x_t, t, image)}
+    if getattr(network, "coarse_head", None) is not None:
+        inputs["coarse_logits"] = (features,)
+    return inputs
 
 
 def export_torchscript(
