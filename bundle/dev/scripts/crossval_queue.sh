@@ -7,11 +7,10 @@
 # ship: the weights to ship (rule 3): the recipe on every case but the embedded sample's, 20,000 iterations, cosine
 #   over all of them (runs/cv/fold_all). It made the 0.16.0 weights; run it again only to retrain them.
 # cv: per step N = 2000, 4000, 10000: each diffusion fold trained to N and its held-out cases scored at N, then the
-#   pooled score (the learning curve). At 2,000: the coarse head on the 2,000-iteration snapshots (rule 4, the speed
-#   candidate of issue 30). At 4,000: the faint-lesion branch (rule 7, from the states at 2,000). At 10,000: tiles
-#   over tissue boxes (rule 5, on the diffusion snapshots) and the baseline folds; last the 1.5x wider network to
-#   2,500 iterations (the CPU of the default's 4,000; rule 9). Its processes take both cores once the ship lane has
-#   finished.
+#   pooled score (the learning curve). At 4,000: the faint-lesion branch (rule 7, from the states at 2,000). At
+#   10,000: tiles over tissue boxes (rule 5, on the diffusion snapshots) and the baseline folds; last the 1.5x wider
+#   network to 2,500 iterations (the CPU of the default's 4,000; rule 9). Its processes take both cores once the
+#   ship lane has finished.
 # runs/ does not always survive from one CPU session to the next: at the end of a session
 # `python -m bundle.dev keep-states` mirrors the newest (compact) training states and the per-fold scores into
 # models/in_training/ to be committed, and the queue starts by restoring them where runs/ has nothing newer.
@@ -50,8 +49,6 @@ cv_lane() {
     fold_steps diffusion $n runs/cv score yes --until $n || return 1
     if [ $n = 2000 ]; then  # the faint-lesion branch starts from the states at 2,000 (copied, before they move on)
       for k in 0 1 2 3; do $py -m bundle crossval train --model faint_lesions --folds $k --until 2000 || return 1; done
-      fold_steps hybrid 500 runs/cv_hybrid/base_2000 score yes --base_iterations 2000 || return 1
-      fold_steps coarse 500 runs/cv_hybrid/base_2000 coarse_score no || return 1
     fi
     if [ $n = 4000 ]; then
       fold_steps faint_lesions $n runs/cv_faint score yes --until $n || return 1
