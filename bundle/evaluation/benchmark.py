@@ -75,8 +75,10 @@ SETTINGS = {
     "default_tissue_boxes": {"tile_box": 4},
     # the coarse-to-fine candidate (docs/results.md rule 4): the shipped weights with a coarse head trained on them
     # (`python -m bundle crossval train --model hybrid --folds all`), sampled only in the head's region of interest
-    "default_coarse_roi": {**CROSSVAL_MODELS["hybrid"]["infer_overrides"],
-                           "ckpt_path": "$@bundle_root + '/runs/cv_hybrid/fold_all/net_model_iteration=500.pt'"},
+    "default_coarse_roi": {
+        **CROSSVAL_MODELS["hybrid"]["infer_overrides"],
+        "ckpt_path": f"$@bundle_root + '/{CROSSVAL_MODELS['hybrid']['output_dir']}/fold_all/net_model_iteration=500.pt'",
+    },
 }
 BASELINE_CONFIGS = ("inference.yaml", "baseline_inference.yaml")
 # report key -> (numerator mode, denominator mode) of the median times, written when both modes were measured
