@@ -304,17 +304,17 @@ def score_folds(cases: list[dict], output_dir: str, bundle_root: str, iterations
     results = []
     for fold in chosen:
         fold_dir = os.path.join(output_dir, f"fold_{fold}")
-        ckpt = snapshots(fold_dir).get(iterations)
-        if ckpt is None:
-            raise SystemExit(f"error: {fold_dir} has no weight snapshot at {iterations} iterations")
-        datalist = os.path.join(score_dir, f"fold_{fold}_heldout.json")
-        write_json_atomic(datalist, fold_datalist(cases, fold))
         fold_metrics = os.path.join(score_dir, f"fold_{fold}", "metrics.json")
         if os.path.isfile(fold_metrics):  # scored before an interruption: evaluate wrote it last, so it is complete
-            with open(fold_metrics) as f:
+            with open(fold_metrics) as f:  # (its snapshot may be gone: models/in_training keeps scores, not snapshots)
                 fold_result = json.load(f)
             print(f"fold {fold}: already scored ({fold_metrics})", flush=True)
         else:
+            ckpt = snapshots(fold_dir).get(iterations)
+            if ckpt is None:
+                raise SystemExit(f"error: {fold_dir} has no weight snapshot at {iterations} iterations")
+            datalist = os.path.join(score_dir, f"fold_{fold}_heldout.json")
+            write_json_atomic(datalist, fold_datalist(cases, fold))
             fold_result = evaluate(datalist, os.path.join(score_dir, f"fold_{fold}"), samples=samples, steps=steps,
                                    bundle_root=bundle_root, config_file=config_file, ckpt=ckpt, worst=0)
         held = {case_name(c["image"]): c for c in cases if c["fold"] == fold}

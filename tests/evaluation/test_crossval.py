@@ -248,7 +248,7 @@ def test_an_interrupted_scoring_resumes_without_scoring_a_finished_fold_again(tm
     base = tmp_path / "cv"
     for fold in (0, 1):
         (base / f"fold_{fold}").mkdir(parents=True)
-        (base / f"fold_{fold}" / "net_model_iteration=2000.pt").write_bytes(b"")
+    (base / "fold_1" / "net_model_iteration=2000.pt").write_bytes(b"")  # fold 0's snapshot is gone, its score kept
     held = lambda fold: [cv.case_name(c["image"]) for c in cases if c["fold"] == fold]  # noqa: E731
     row = {"dice": 0.5, "hd95": 1.0, "lesion_f1": 0.5, "avd_ml": 1.0, "ece": 0.01, "estimated_dice": 0.6,
            "uncertainty_score": 0.4, "review_required": False}
