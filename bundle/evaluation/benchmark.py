@@ -73,6 +73,8 @@ SETTINGS = {
     "default_slice_batch_16": {"slice_batch_size": 16},
     "default_slice_batch_2": {"slice_batch_size": 2},
     "default_tissue_boxes": {"tile_box": 4},
+    "default_samples_4": dict(CROSSVAL_MODELS["samples_4"]["infer_overrides"]),  # docs/results.md rule 12
+    "default_samples_4_tissue_boxes": dict(CROSSVAL_MODELS["samples_4_tissue_boxes"]["infer_overrides"]),  # rule 13
     # the coarse-to-fine candidate (docs/results.md rule 4): the shipped weights with a coarse head trained on them
     # (`python -m bundle crossval train --model hybrid --folds all`), sampled only in the head's region of interest
     "default_coarse_roi": {
@@ -97,6 +99,8 @@ RATIOS = {
     "ratio_slice_batch_2_over_default": ("default_slice_batch_2", "default"),
     "ratio_default_over_tissue_boxes": ("default", "default_tissue_boxes"),
     "ratio_default_over_coarse_roi": ("default", "default_coarse_roi"),
+    "ratio_default_over_samples_4": ("default", "default_samples_4"),
+    "ratio_default_over_samples_4_tissue_boxes": ("default", "default_samples_4_tissue_boxes"),
 }
 
 

@@ -61,6 +61,23 @@ MODELS = {
         "output_dir": "runs/cv",
         "score_prefix": "tissue_boxes_score",
     },
+    # the speed candidate of docs/results.md rule 12: the diffusion folds' own snapshots sampled with 4 masks, not 8
+    # (scored into OUTPUT_DIR/samples_4_score_<N>; trains nothing of its own)
+    "samples_4": {
+        "train": (),
+        "infer": ("configs/inference.yaml",),
+        "infer_overrides": {"num_samples": 4},
+        "output_dir": "runs/cv",
+        "score_prefix": "samples_4_score",
+    },
+    # rule 13: both speed settings together (scored into OUTPUT_DIR/samples_4_tissue_boxes_score_<N>)
+    "samples_4_tissue_boxes": {
+        "train": (),
+        "infer": ("configs/inference.yaml",),
+        "infer_overrides": {"num_samples": 4, "tile_box": 4},
+        "output_dir": "runs/cv",
+        "score_prefix": "samples_4_tissue_boxes_score",
+    },
     "baseline": {
         "train": ("configs/train.yaml", "configs/baseline_train.yaml", "configs/crossval_train.yaml"),
         "infer": ("configs/inference.yaml", "configs/baseline_inference.yaml"),

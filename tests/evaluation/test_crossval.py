@@ -222,21 +222,24 @@ def test_hybrid_and_coarse_inference_overrides_build(model, inferer):
         assert built.roi_threshold == 0.1 and built.roi_margin == 4
 
 
-def test_tissue_boxes_scores_the_diffusion_snapshots_and_trains_nothing(tmp_path):
-    """``--model tissue_boxes`` reads the diffusion folds' snapshots with ``tile_box`` set, into its own score
-    folder; asking it to train is refused with one line."""
+@pytest.mark.parametrize("model, attribute, value", [("tissue_boxes", "tile_box", 4), ("samples_4", "num_samples", 4)])
+def test_same_weights_candidates_score_the_diffusion_snapshots_and_train_nothing(tmp_path, model, attribute, value):
+    """``--model tissue_boxes`` / ``samples_4`` read the diffusion folds' snapshots with their inference setting, into
+    their own score folder; asking them to train is refused with one line."""
     from bundle.evaluation.crossval import MODELS, crossval
     from bundle.evaluation.evaluate import read_config
 
-    preset = MODELS["tissue_boxes"]
+    preset = MODELS[model]
     assert preset["output_dir"] == MODELS["diffusion"]["output_dir"] and preset["score_prefix"] != "score"
     parser = read_config(str(BUNDLE_ROOT), list(preset["infer"]))
     parser["bundle_root"] = str(BUNDLE_ROOT)
-    for key, value in preset["infer_overrides"].items():
-        parser[key] = value
-    assert parser.get_parsed_content("inferer").tile_box == 4
+    default = getattr(parser.get_parsed_content("inferer"), attribute)
+    for key, value_ in preset["infer_overrides"].items():
+        parser[key] = value_
+    parser.parse()
+    assert getattr(parser.get_parsed_content("inferer"), attribute) == value != default
     with pytest.raises(SystemExit, match="trains nothing of its own"):
-        crossval("train", model="tissue_boxes", output_dir=str(tmp_path), bundle_root=str(BUNDLE_ROOT))
+        crossval("train", model=model, output_dir=str(tmp_path), bundle_root=str(BUNDLE_ROOT))
 
 
 def test_an_interrupted_scoring_resumes_without_scoring_a_finished_fold_again(tmp_path, cases, monkeypatch):
