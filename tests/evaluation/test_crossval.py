@@ -222,10 +222,11 @@ def test_hybrid_and_coarse_inference_overrides_build(model, inferer):
         assert built.roi_threshold == 0.1 and built.roi_margin == 4
 
 
-@pytest.mark.parametrize("model, attribute, value", [("tissue_boxes", "tile_box", 4), ("samples_4", "num_samples", 4)])
-def test_same_weights_candidates_score_the_diffusion_snapshots_and_train_nothing(tmp_path, model, attribute, value):
-    """``--model tissue_boxes`` / ``samples_4`` read the diffusion folds' snapshots with their inference setting, into
-    their own score folder; asking them to train is refused with one line."""
+@pytest.mark.parametrize("model", ["tissue_boxes", "samples_4", "samples_4_tissue_boxes"])
+def test_same_weights_candidates_score_the_diffusion_snapshots_and_train_nothing(tmp_path, model):
+    """``--model tissue_boxes`` / ``samples_4`` / ``samples_4_tissue_boxes`` read the diffusion folds' snapshots with
+    their inference settings (inferer attributes of the same names), into their own score folder; asking them to
+    train is refused with one line."""
     from bundle.evaluation.crossval import MODELS, crossval
     from bundle.evaluation.evaluate import read_config
 
@@ -233,11 +234,13 @@ def test_same_weights_candidates_score_the_diffusion_snapshots_and_train_nothing
     assert preset["output_dir"] == MODELS["diffusion"]["output_dir"] and preset["score_prefix"] != "score"
     parser = read_config(str(BUNDLE_ROOT), list(preset["infer"]))
     parser["bundle_root"] = str(BUNDLE_ROOT)
-    default = getattr(parser.get_parsed_content("inferer"), attribute)
-    for key, value_ in preset["infer_overrides"].items():
-        parser[key] = value_
+    default = parser.get_parsed_content("inferer")
+    for key, value in preset["infer_overrides"].items():
+        parser[key] = value
     parser.parse()
-    assert getattr(parser.get_parsed_content("inferer"), attribute) == value != default
+    inferer = parser.get_parsed_content("inferer")
+    for key, value in preset["infer_overrides"].items():
+        assert getattr(inferer, key) == value != getattr(default, key), key
     with pytest.raises(SystemExit, match="trains nothing of its own"):
         crossval("train", model=model, output_dir=str(tmp_path), bundle_root=str(BUNDLE_ROOT))
 

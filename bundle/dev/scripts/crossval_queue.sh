@@ -7,7 +7,8 @@
 # ship: the weights to ship (rule 3): the recipe on every case but the embedded sample's, 20,000 iterations, cosine
 #   over all of them (runs/cv/fold_all). It made the 0.16.0 weights; run it again only to retrain them.
 # cv: per step N = 2000, 4000, 10000: each diffusion fold trained to N and its held-out cases scored at N, then the
-#   pooled score (the learning curve). At 4,000: the faint-lesion branch (rule 7, from the states at 2,000). At
+#   pooled score (the learning curve). At 4,000: four samples over tissue boxes (rule 13, the same snapshots), then
+#   the faint-lesion branch (rule 7, from the states at 2,000). At
 #   10,000: tiles over tissue boxes (rule 5, on the diffusion snapshots) and the baseline folds; last the 1.5x wider
 #   network to 2,500 iterations (the CPU of the default's 4,000; rule 9). Its processes take both cores once the
 #   ship lane has finished.
@@ -50,7 +51,8 @@ cv_lane() {
     if [ $n = 2000 ]; then  # the faint-lesion branch starts from the states at 2,000 (copied, before they move on)
       for k in 0 1 2 3; do $py -m bundle crossval train --model faint_lesions --folds $k --until 2000 || return 1; done
     fi
-    if [ $n = 4000 ]; then
+    if [ $n = 4000 ]; then  # rule 13's accuracy part (its speed part passed), then rule 7
+      fold_steps samples_4_tissue_boxes $n runs/cv samples_4_tissue_boxes_score no || return 1
       fold_steps faint_lesions $n runs/cv_faint score yes --until $n || return 1
     fi
   done
