@@ -24,7 +24,7 @@ def _objects(seed: int):
 
 def _save_state(path, epoch: int):
     net, opt, sched, trainer = _objects(0)
-    for _ in range(epoch):  # a few real optimiser steps, so there are moments to drop
+    for _ in range(epoch):  # a few real optimiser steps, so there are moments to keep
         opt.zero_grad()
         net(torch.randn(8, 64)).pow(2).mean().backward()
         opt.step()
@@ -35,13 +35,13 @@ def _save_state(path, epoch: int):
              "trainer": trainer.state_dict()}
     os.makedirs(path, exist_ok=True)
     torch.save(state, os.path.join(path, f"resume_checkpoint_epoch={epoch}.pt"))
-    return net, sched
+    return net, opt, sched
 
 
 def test_kept_states_are_compact_and_resume_where_the_run_stopped(tmp_path):
     fold = tmp_path / "runs" / "cv" / "fold_0"
     _save_state(str(fold), 2)
-    trained, sched = _save_state(str(fold), 3)
+    trained, trained_opt, sched = _save_state(str(fold), 3)
     score = tmp_path / "runs" / "cv" / "tissue_boxes_score_2000" / "fold_0" / "metrics.json"
     score.parent.mkdir(parents=True)
     score.write_text(json.dumps({"cases": [{"id": "a", "dice": 0.5}]}))
@@ -49,7 +49,7 @@ def test_kept_states_are_compact_and_resume_where_the_run_stopped(tmp_path):
     written = keep(str(tmp_path))
     kept = tmp_path / "models" / "in_training" / "cv" / "fold_0" / "resume_checkpoint_epoch=3.pt"
     assert str(kept) in written and not (kept.parent / "resume_checkpoint_epoch=2.pt").exists()  # only the newest
-    assert kept.stat().st_size < 0.5 * (fold / "resume_checkpoint_epoch=3.pt").stat().st_size
+    assert kept.stat().st_size < 0.6 * (fold / "resume_checkpoint_epoch=3.pt").stat().st_size
     assert keep(str(tmp_path)) == []  # nothing new to keep
     _save_state(str(tmp_path / "runs" / "finetune"), 1)  # not the queue's: not kept
     assert keep(str(tmp_path)) == []
@@ -71,7 +71,13 @@ def test_kept_states_are_compact_and_resume_where_the_run_stopped(tmp_path):
     for name, value in trained.state_dict().items():
         assert net.state_dict()[name].dtype == torch.float32
         torch.testing.assert_close(net.state_dict()[name], value, rtol=2**-8, atol=1e-6)  # bf16 rounding only
-    assert opt.state_dict()["state"] == {}  # moments dropped, rebuilt from the next gradients
+    moments, expected = opt.state_dict()["state"], trained_opt.state_dict()["state"]
+    assert moments.keys() == expected.keys() and moments  # the moments go on: AdamW's bias correction is not reset
+    for index, values in expected.items():
+        assert float(moments[index]["step"]) == float(values["step"]) == 3
+        for name in ("exp_avg", "exp_avg_sq"):
+            assert moments[index][name].dtype == torch.float32 and moments[index][name].abs().sum() > 0
+            torch.testing.assert_close(moments[index][name], values[name], rtol=2**-8, atol=1e-12)
 
 
 def test_restore_leaves_a_newer_state_in_runs_alone(tmp_path):
