@@ -15,6 +15,8 @@ Commands (experiments; the product's commands are ``python -m bundle``):
     fill-holes            pooled out-of-fold masks scored again with their holes filled (see bundle.dev.fill_holes)
     lesion-ratio          each labelled case's lesion-to-tissue ratio against its out-of-fold Dice
                           (see bundle.dev.lesion_ratio)
+    lesion-size           true lesions found and predicted lesions that are true, by lesion volume
+                          (see bundle.dev.lesion_size)
     keep-states           the training queue's newest states (compact) and per-fold scores into models/in_training/,
                           to commit at the end of a CPU session (see bundle.dev.keep_states)
     restore-states        those copied back into runs/ where it has nothing newer
@@ -29,6 +31,7 @@ from bundle.dev.fill_holes import fill_holes_command
 from bundle.dev.healthy_anatomy import healthy_cases
 from bundle.dev.keep_states import keep, restore
 from bundle.dev.lesion_ratio import lesion_ratios_command
+from bundle.dev.lesion_size import lesion_sizes_command
 from bundle.dev.min_lesion_size import min_lesion_size_command
 from bundle.dev.sampler_agreement import sampler_agreement
 from bundle.dev.semi_synthetic import semi_synthetic_cases
@@ -46,6 +49,7 @@ def main() -> None:
             "min-lesion-size": min_lesion_size_command,
             "fill-holes": fill_holes_command,
             "lesion-ratio": lesion_ratios_command,
+            "lesion-size": lesion_sizes_command,
             "keep-states": keep,
             "restore-states": restore,
         }
