@@ -422,11 +422,11 @@ def fit_review_rule(cases: list[dict], config: dict, tie: float = 0.005) -> dict
 CURVES = (("ms", "dice", "#c00"), ("ms", "lesion_f1", "#f80"), ("glioma", "dice", "#06c"))
 
 
-def learning_curve(output_dir: str, folds: list | None = None) -> list[dict]:
-    """[{"iterations", "ms", "glioma", "all"}, ...] from every ``score_<N>/metrics.json`` in ``output_dir``; with
+def learning_curve(output_dir: str, folds: list | None = None, prefix: str = "score") -> list[dict]:
+    """[{"iterations", "ms", "glioma", "all"}, ...] from every ``<prefix>_<N>/metrics.json`` in ``output_dir``; with
     ``folds``, only the snapshots scored on all of them (not one fold's score while the others are still training)."""
     points = []
-    for path in glob.glob(os.path.join(output_dir, "score_*", "metrics.json")):
+    for path in glob.glob(os.path.join(output_dir, f"{prefix}_[0-9]*", "metrics.json")):
         with open(path) as f:
             result = json.load(f)
         if folds is not None and sorted(result.get("settings", {}).get("folds", [])) != sorted(folds):
@@ -530,18 +530,19 @@ def crossval(
                     init_dir, init_iterations)
     result = None
     every_fold = folds_of(cases, None)
-    if stage == "rule":
-        points = learning_curve(output_dir, every_fold)
+    if stage == "rule":  # on the model's own scores (``--model samples_4``: OUTPUT_DIR/samples_4_score_<N>)
+        prefix = preset.get("score_prefix", "score")
+        points = learning_curve(output_dir, every_fold, prefix)
         if not points:
-            raise SystemExit(f"error: no scored snapshot in {output_dir}")
+            raise SystemExit(f"error: no snapshot scored on every fold in {output_dir}/{prefix}_<N>")
         n = iterations or points[-1]["iterations"]
-        with open(os.path.join(output_dir, f"score_{n}", "metrics.json")) as f:
+        with open(os.path.join(output_dir, f"{prefix}_{n}", "metrics.json")) as f:
             scored = json.load(f)["cases"]
         config = read_config(bundle_root, list(preset["infer"]))
         keys = ("max_lesion_uncertainty", "max_case_uncertainty", "lesion_volume_range_ml", "brain_volume_range_ml")
         result = fit_review_rule(scored, {k: config[k] for k in keys})
         result["iterations"] = n
-        write_json_atomic(os.path.join(output_dir, f"score_{n}", "review_rule.json"), result)
+        write_json_atomic(os.path.join(output_dir, f"{prefix}_{n}", "review_rule.json"), result)
         print(json.dumps(result, indent=1))
         return None
     if stage in ("score", "all"):

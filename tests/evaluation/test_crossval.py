@@ -177,6 +177,29 @@ def test_review_rule_is_fitted_so_that_no_dice_below_0_3_goes_unflagged():
     assert caught["candidates"]["estimated_dice"]["max_case_uncertainty"] == 0.4
 
 
+def test_review_rule_is_fitted_on_the_models_own_scores(tmp_path):
+    """``crossval rule --model samples_4`` fits the flag on OUTPUT_DIR/samples_4_score_<N>, not on the default's
+    score_<N> beside it (rules 12 and 13 compare the two refits)."""
+    from bundle.evaluation.crossval import crossval
+
+    row = lambda dice, est: {  # noqa: E731
+        "kind": "ms", "fold": 0, "dice": dice, "estimated_dice": est, "sample_agreement": est,
+        "lesion_fraction_at_brain_edge": 0.0, "predicted_volume_ml": 10.0, "brain_volume_ml": 1400.0,
+        "mean_uncertainty_in_lesions": 0.05}
+    for prefix, cases in (("score", [row(0.9, 0.9), row(0.2, 0.9)]), ("samples_4_score", [row(0.9, 0.9), row(0.2, 0.3)])):
+        os.makedirs(tmp_path / f"{prefix}_4000")
+        (tmp_path / f"{prefix}_4000" / "metrics.json").write_text(json.dumps(
+            {"iterations": 4000, "settings": {"folds": [0, 1, 2, 3]}, "mean": {}, "cases": cases}))
+    crossval("rule", model="samples_4", output_dir=str(tmp_path), bundle_root=str(BUNDLE_ROOT))
+    assert not (tmp_path / "score_4000" / "review_rule.json").exists()
+    rule = json.loads((tmp_path / "samples_4_score_4000" / "review_rule.json").read_text())
+    assert rule["iterations"] == 4000
+    # the failure's own score (0.3 -> case score 0.7) is what the threshold sits below
+    assert rule["candidates"]["estimated_dice"]["max_case_uncertainty"] == pytest.approx(0.4)
+    with pytest.raises(SystemExit, match="samples_4_tissue_boxes_score"):
+        crossval("rule", model="samples_4_tissue_boxes", output_dir=str(tmp_path), bundle_root=str(BUNDLE_ROOT))
+
+
 def test_hybrid_folds_start_from_the_same_folds_diffusion_snapshot(tmp_path, cases, monkeypatch):
     import bundle.evaluation.crossval as cv
 
