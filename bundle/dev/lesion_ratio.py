@@ -10,17 +10,15 @@ of r with Dice: whether faint lesions are the ones the model misses.
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 from monai.transforms import LoadImage
 from scipy.stats import spearmanr
 
-from bundle.dev.saved_masks import publish
-from bundle.evaluation.crossval import FOLDS_FILE, KINDS, read_folds
+from bundle.dev.saved_masks import publish, scored_cases
+from bundle.evaluation.crossval import FOLDS_FILE, KINDS
 from bundle.evaluation.evaluate import label_on_image_grid
-from bundle.inputs.data import case_name
 from bundle.preprocessing.intensity import normalize_to_tissue
 
 
@@ -36,9 +34,7 @@ def lesion_ratio(image, label) -> dict:
 def lesion_ratios(score_dir: str, folds_file: str = FOLDS_FILE) -> dict:
     """Lesion ratios of the cases of ``score_dir`` with their Dice (module docstring); the content of
     SCORE_DIR/lesion_ratio.json."""
-    with open(os.path.join(score_dir, "metrics.json")) as f:
-        scored = json.load(f)
-    source = {case_name(c["image"]): c for c in read_folds(folds_file)}
+    scored, source = scored_cases(score_dir, folds_file)
     loader = LoadImage(image_only=True, ensure_channel_first=True)
     cases = []
     for case in scored["cases"]:

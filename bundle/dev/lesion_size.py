@@ -10,17 +10,15 @@ written to SCORE_DIR/lesion_size.json and .md: which lesions the model misses an
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 from monai.transforms import LoadImage
 from scipy import ndimage
 
-from bundle.dev.saved_masks import publish
-from bundle.evaluation.crossval import FOLDS_FILE, KINDS, read_folds
+from bundle.dev.saved_masks import publish, scored_cases
+from bundle.evaluation.crossval import FOLDS_FILE, KINDS
 from bundle.evaluation.evaluate import label_on_image_grid
-from bundle.inputs.data import case_name
 
 BINS = (0.0, 30.0, 100.0, 300.0, 1000.0, float("inf"))  # lesion volume bin edges, mm³
 
@@ -76,9 +74,7 @@ def pooled_by_size(cases: list[dict]) -> dict:
 
 def lesion_sizes(score_dir: str, folds_file: str = FOLDS_FILE) -> dict:
     """Lesions by size of the cases of ``score_dir`` (module docstring); the content of SCORE_DIR/lesion_size.json."""
-    with open(os.path.join(score_dir, "metrics.json")) as f:
-        scored = json.load(f)
-    source = {case_name(c["image"]): c for c in read_folds(folds_file)}
+    scored, source = scored_cases(score_dir, folds_file)
     loader = LoadImage(image_only=True, ensure_channel_first=True)
     cases = []
     for case in scored["cases"]:

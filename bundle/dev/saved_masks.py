@@ -25,13 +25,19 @@ from bundle.outputs.files import write_json_atomic, write_text_atomic
 POOLED = ("dice", "lesion_f1", "lesion_recall", "lesion_precision")
 
 
+def scored_cases(score_dir: str, folds_file: str = FOLDS_FILE) -> tuple[dict, dict]:
+    """(SCORE_DIR/metrics.json, {case id: its entry of ``folds_file``}): the scored cases and their images and
+    labels."""
+    with open(os.path.join(score_dir, "metrics.json")) as f:
+        scored = json.load(f)
+    return scored, {case_name(c["image"]): c for c in read_folds(folds_file)}
+
+
 def score_variants(score_dir: str, variants: dict[str, Callable], folds_file: str = FOLDS_FILE) -> dict:
     """Every case of ``score_dir`` scored under each of ``variants`` ({name: (seg, brain) -> seg}); returns
     {"score_dir", "iterations", "pooled": {name: {kind: {"dice", "lesion_f1", ...}}}, "cases": [{"id", "kind", "fold",
     name: mask_metrics, ...}]}."""
-    with open(os.path.join(score_dir, "metrics.json")) as f:
-        scored = json.load(f)
-    source = {case_name(c["image"]): c for c in read_folds(folds_file)}
+    scored, source = scored_cases(score_dir, folds_file)
     per_case = []
     for case in scored["cases"]:
         fold_dir = os.path.join(score_dir, f"fold_{case['fold']}")
