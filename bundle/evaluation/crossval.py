@@ -530,8 +530,8 @@ def crossval(
                     init_dir, init_iterations)
     result = None
     every_fold = folds_of(cases, None)
-    if stage == "rule":  # on the model's own scores (``--model samples_4``: OUTPUT_DIR/samples_4_score_<N>)
-        prefix = preset.get("score_prefix", "score")
+    prefix = preset.get("score_prefix", "score")  # the model's own scores: OUTPUT_DIR/<prefix>_<N>
+    if stage == "rule":
         points = learning_curve(output_dir, every_fold, prefix)
         if not points:
             raise SystemExit(f"error: no snapshot scored on every fold in {output_dir}/{prefix}_<N>")
@@ -547,9 +547,9 @@ def crossval(
         return None
     if stage in ("score", "all"):
         result = score_folds(cases, output_dir, bundle_root, iterations, folds, samples, steps, preset["infer"],
-                             preset["infer_overrides"], preset.get("score_prefix", "score"))
+                             preset["infer_overrides"], prefix)
     points = learning_curve(output_dir, every_fold)
-    if points and stage != "train" and preset.get("score_prefix", "score") == "score":
+    if points and stage != "train" and prefix == "score":
         write_json_atomic(os.path.join(output_dir, "learning_curve.json"), points)
         series = {model: points}
         for other in preset.get("compare", ()):  # drawn dashed beside it, where scored
