@@ -114,19 +114,19 @@ def sphere_phantom(radius_voxels: float, lesion: tuple[slice, ...] | None = None
 
 @pytest.fixture
 def scored_folder(tmp_path):
-    """``make(cases, affine)`` -> (score dir, folds file): ``cases`` {name: (kind, predicted mask, label)}, each written
-    as image (random), label, and the fold-0 outputs seg, prob, uncertainty and brain (all ones) of a score at 100
-    iterations."""
+    """``make(cases, affine)`` -> (score dir, folds file): ``cases`` {name: (kind, predicted mask, label[, lesion
+    probability])}, each written as image (random), label, and the fold-0 outputs seg, prob (the mask where not
+    given), uncertainty (zeros) and brain (all ones) of a score at 100 iterations."""
 
     def make(cases: dict, affine=np.eye(4)):
         fold_dir = tmp_path / "score_100" / "fold_0"
         fold_dir.mkdir(parents=True)
         folds, scored = [], []
-        for name, (kind, pred, label) in cases.items():
+        for name, (kind, pred, label, *prob) in cases.items():
             image = np.random.default_rng(0).random(pred.shape).astype(np.float32)
             nib.save(nib.Nifti1Image(image, affine), tmp_path / f"{name}.nii.gz")
             nib.save(nib.Nifti1Image(label.astype(np.uint8), affine), tmp_path / f"{name}_label.nii.gz")
-            outputs = {"seg": pred.astype(np.uint8), "prob": pred.astype(np.float32),
+            outputs = {"seg": pred.astype(np.uint8), "prob": (prob[0] if prob else pred).astype(np.float32),
                        "uncertainty": np.zeros(pred.shape, np.float32), "brain": np.ones(pred.shape, np.uint8)}
             for suffix, data in outputs.items():
                 nib.save(nib.Nifti1Image(data, affine), fold_dir / f"{name}_{suffix}.nii.gz")

@@ -13,6 +13,8 @@ Commands (experiments; the product's commands are ``python -m bundle``):
     min-lesion-size       pooled out-of-fold masks scored again without lesions below V mm³
                           (see bundle.dev.min_lesion_size)
     fill-holes            pooled out-of-fold masks scored again with their holes filled (see bundle.dev.fill_holes)
+    confident-lesions     pooled out-of-fold masks scored again with only lesions whose largest probability reaches q
+                          (see bundle.dev.confident_lesions)
     lesion-ratio          each labelled case's lesion-to-tissue ratio against its out-of-fold Dice
                           (see bundle.dev.lesion_ratio)
     lesion-size           true lesions found and predicted lesions that are true, by lesion volume
@@ -27,6 +29,7 @@ from __future__ import annotations
 import fire
 
 from bundle.dev.acquisition_variants import acquisition_variants
+from bundle.dev.confident_lesions import confident_lesions_command
 from bundle.dev.fill_holes import fill_holes_command
 from bundle.dev.healthy_anatomy import healthy_cases
 from bundle.dev.keep_states import keep, restore
@@ -48,6 +51,7 @@ def main() -> None:
             "acquisition-variants": acquisition_variants,
             "min-lesion-size": min_lesion_size_command,
             "fill-holes": fill_holes_command,
+            "confident-lesions": confident_lesions_command,
             "lesion-ratio": lesion_ratios_command,
             "lesion-size": lesion_sizes_command,
             "keep-states": keep,

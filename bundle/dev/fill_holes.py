@@ -58,7 +58,7 @@ def choose(pooled: dict[str, dict]) -> dict:
 def fill_holes(score_dir: str, folds_file: str = FOLDS_FILE) -> dict:
     """Score every case of ``score_dir`` (a ``crossval score`` output) without and with each kind of hole filling
     (module docstring); returns the content of SCORE_DIR/fill_holes.json."""
-    variants = {mode: (lambda seg, brain, mode=mode: fill_lesion_holes(seg, mode, brain))
+    variants = {mode: (lambda seg, brain, prob, mode=mode: fill_lesion_holes(seg, mode, brain))
                 for mode in ("none", *CANDIDATES)}
     result = score_variants(score_dir, variants, folds_file)
     result["rule"] = choose(result["pooled"])

@@ -46,7 +46,7 @@ def min_lesion_size(score_dir: str, sizes=(5, 10, 20, 40), folds_file: str = FOL
     """Score every case of ``score_dir`` (a ``crossval score`` output) at each minimum lesion size (module
     docstring); returns the content of SCORE_DIR/min_lesion_size.json."""
     sizes = [0.0] + sorted(float(v) for v in (json.loads(sizes) if isinstance(sizes, str) else sizes))
-    variants = {str(v): (lambda seg, brain, v=v: remove_small_lesions(seg, v)) for v in sizes}
+    variants = {str(v): (lambda seg, brain, prob, v=v: remove_small_lesions(seg, v)) for v in sizes}
     result = score_variants(score_dir, variants, folds_file)
     result["pooled"] = {float(v): p for v, p in result["pooled"].items()}
     result["rule"] = choose(result["pooled"])

@@ -21,6 +21,7 @@ from bundle.evaluation.crossval import FOLDS_FILE, KINDS, read_folds
 from bundle.evaluation.evaluate import load_case, mask_metrics
 from bundle.inputs.data import case_name
 from bundle.outputs.files import write_json_atomic, write_text_atomic
+from bundle.outputs.report import estimated_dice
 
 POOLED = ("dice", "lesion_f1", "lesion_recall", "lesion_precision")
 
@@ -34,25 +35,38 @@ def scored_cases(score_dir: str, folds_file: str = FOLDS_FILE) -> tuple[dict, di
 
 
 def score_variants(score_dir: str, variants: dict[str, Callable], folds_file: str = FOLDS_FILE) -> dict:
-    """Every case of ``score_dir`` scored under each of ``variants`` ({name: (seg, brain) -> seg}); returns
-    {"score_dir", "iterations", "pooled": {name: {kind: {"dice", "lesion_f1", ...}}}, "cases": [{"id", "kind", "fold",
-    name: mask_metrics, ...}]}."""
+    """Every case of ``score_dir`` scored under each of ``variants`` ({name: (seg, brain, probability) -> seg}, the
+    saved lesion probability on the same grid); returns {"score_dir", "iterations", "pooled": {name: {kind: {"dice",
+    "lesion_f1", ...}}}, "cases": [{"id", "kind", "fold", name: mask_metrics and ``case_signals``, ...}]}."""
     scored, source = scored_cases(score_dir, folds_file)
     per_case = []
     for case in scored["cases"]:
         fold_dir = os.path.join(score_dir, f"fold_{case['fold']}")
-        _, label, seg, _, _ = load_case(source[case["id"]], fold_dir)
+        _, label, seg, prob, uncertainty = load_case(source[case["id"]], fold_dir)
         brain_file = os.path.join(fold_dir, f"{case['id']}_brain.nii.gz")
         brain = LoadImage(image_only=True, ensure_channel_first=True)(brain_file) if os.path.isfile(brain_file) else None
         row = {"id": case["id"], "kind": case["kind"], "fold": case["fold"]}
         for name, variant in variants.items():
-            row[name] = mask_metrics(variant(seg.clone(), brain), label)
+            mask = variant(seg.clone(), brain, prob)
+            row[name] = {**mask_metrics(mask, label), **case_signals(case, mask, prob, uncertainty)}
         per_case.append(row)
         print(f"{case['id']}: Dice by variant {[row[name]['dice'] for name in variants]}", flush=True)
     pooled = {name: {kind: {k: _mean([r[name][k] for r in per_case if r["kind"] == kind]) for k in POOLED}
                      for kind in KINDS} for name in variants}
     return {"score_dir": os.path.abspath(score_dir), "iterations": scored["iterations"], "pooled": pooled,
             "cases": per_case}
+
+
+def case_signals(case: dict, mask, prob, uncertainty) -> dict:
+    """The review flag's case signals of a changed ``mask`` (``bundle.evaluation.crossval.fit_review_rule`` reads
+    them): the estimated Dice and the mean uncertainty in lesions recomputed on it; the sample agreement, the lesion
+    fraction at the brain's edge and the brain volume as scored (the first two do not depend on the mask, the edge
+    fraction barely)."""
+    inside = mask[0].numpy() > 0
+    sigma = uncertainty[0].numpy()
+    return {"estimated_dice": round(estimated_dice(prob[0].numpy(), inside), 4),
+            "mean_uncertainty_in_lesions": round(float(sigma[inside].mean()), 4) if inside.any() else 0.0,
+            **{key: case.get(key) for key in ("sample_agreement", "lesion_fraction_at_brain_edge", "brain_volume_ml")}}
 
 
 def _mean(values: list) -> float | None:
