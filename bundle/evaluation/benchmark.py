@@ -75,6 +75,7 @@ SETTINGS = {
     "default_tissue_boxes": {"tile_box": 4},
     "default_samples_4": dict(CROSSVAL_MODELS["samples_4"]["infer_overrides"]),  # docs/results.md rule 12
     "default_samples_4_tissue_boxes": dict(CROSSVAL_MODELS["samples_4_tissue_boxes"]["infer_overrides"]),  # rule 13
+    "default_tissue_boxes_steps_4": dict(CROSSVAL_MODELS["tissue_boxes_steps_4"]["infer_overrides"]),  # rule 16
     # the coarse-to-fine candidate (docs/results.md rule 4): the shipped weights with a coarse head trained on them
     # (`python -m bundle crossval train --model hybrid --folds all`), sampled only in the head's region of interest
     "default_coarse_roi": {
@@ -101,6 +102,7 @@ RATIOS = {
     "ratio_default_over_coarse_roi": ("default", "default_coarse_roi"),
     "ratio_default_over_samples_4": ("default", "default_samples_4"),
     "ratio_default_over_samples_4_tissue_boxes": ("default", "default_samples_4_tissue_boxes"),
+    "ratio_default_over_tissue_boxes_steps_4": ("default", "default_tissue_boxes_steps_4"),
 }
 
 

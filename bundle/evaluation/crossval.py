@@ -78,6 +78,14 @@ MODELS = {
         "output_dir": "runs/cv",
         "score_prefix": "samples_4_tissue_boxes_score",
     },
+    # rule 16: 4 DDIM steps (not 5) over tissue boxes, N = 8 (scored into OUTPUT_DIR/tissue_boxes_steps_4_score_<N>)
+    "tissue_boxes_steps_4": {
+        "train": (),
+        "infer": ("configs/inference.yaml",),
+        "infer_overrides": {"num_steps": 4, "tile_box": 4},
+        "output_dir": "runs/cv",
+        "score_prefix": "tissue_boxes_steps_4_score",
+    },
     "baseline": {
         "train": ("configs/train.yaml", "configs/baseline_train.yaml", "configs/crossval_train.yaml"),
         "infer": ("configs/inference.yaml", "configs/baseline_inference.yaml"),

@@ -245,11 +245,11 @@ def test_hybrid_and_coarse_inference_overrides_build(model, inferer):
         assert built.roi_threshold == 0.1 and built.roi_margin == 4
 
 
-@pytest.mark.parametrize("model", ["tissue_boxes", "samples_4", "samples_4_tissue_boxes"])
+@pytest.mark.parametrize("model", ["tissue_boxes", "samples_4", "samples_4_tissue_boxes", "tissue_boxes_steps_4"])
 def test_same_weights_candidates_score_the_diffusion_snapshots_and_train_nothing(tmp_path, model):
-    """``--model tissue_boxes`` / ``samples_4`` / ``samples_4_tissue_boxes`` read the diffusion folds' snapshots with
-    their inference settings (inferer attributes of the same names), into their own score folder; asking them to
-    train is refused with one line."""
+    """``--model tissue_boxes`` / ``samples_4`` / ``samples_4_tissue_boxes`` / ``tissue_boxes_steps_4`` read the
+    diffusion folds' snapshots with their inference settings (the inferer's attributes), into their own score
+    folder; asking them to train is refused with one line."""
     from bundle.evaluation.crossval import MODELS, crossval
     from bundle.evaluation.evaluate import read_config
 
@@ -262,8 +262,10 @@ def test_same_weights_candidates_score_the_diffusion_snapshots_and_train_nothing
         parser[key] = value
     parser.parse()
     inferer = parser.get_parsed_content("inferer")
+    attribute = {"num_steps": "num_inference_steps"}  # config key -> inferer attribute, where they differ
     for key, value in preset["infer_overrides"].items():
-        assert getattr(inferer, key) == value != getattr(default, key), key
+        name = attribute.get(key, key)
+        assert getattr(inferer, name) == value != getattr(default, name), key
     with pytest.raises(SystemExit, match="trains nothing of its own"):
         crossval("train", model=model, output_dir=str(tmp_path), bundle_root=str(BUNDLE_ROOT))
 
