@@ -13,6 +13,8 @@ Commands (experiments; the product's commands are ``python -m bundle``):
     min-lesion-size       pooled out-of-fold masks scored again without lesions below V mm³
                           (see bundle.dev.min_lesion_size)
     fill-holes            pooled out-of-fold masks scored again with their holes filled (see bundle.dev.fill_holes)
+    speed-rule            a same-weights speed candidate's pooled scores against the default's, rule 12's terms
+                          (see bundle.dev.speed_rule)
     confident-lesions     pooled out-of-fold masks scored again with only lesions whose largest probability reaches q
                           (see bundle.dev.confident_lesions)
     lesion-ratio          each labelled case's lesion-to-tissue ratio against its out-of-fold Dice
@@ -38,6 +40,7 @@ from bundle.dev.lesion_size import lesion_sizes_command
 from bundle.dev.min_lesion_size import min_lesion_size_command
 from bundle.dev.sampler_agreement import sampler_agreement
 from bundle.dev.semi_synthetic import semi_synthetic_cases
+from bundle.dev.speed_rule import speed_rule_command
 from bundle.dev.sweep import sweep
 
 
@@ -52,6 +55,7 @@ def main() -> None:
             "min-lesion-size": min_lesion_size_command,
             "fill-holes": fill_holes_command,
             "confident-lesions": confident_lesions_command,
+            "speed-rule": speed_rule_command,
             "lesion-ratio": lesion_ratios_command,
             "lesion-size": lesion_sizes_command,
             "keep-states": keep,

@@ -26,12 +26,12 @@ from monai.bundle import ConfigParser
 from scipy import ndimage
 
 from bundle.dev.saved_masks import changes, pooled_markdown, publish, score_variants, verdict
-from bundle.evaluation.crossval import FOLDS_FILE, fit_review_rule
+from bundle.dev.speed_rule import ALLOWED, MAX_MORE_FLAGGED
+from bundle.evaluation.crossval import FOLDS_FILE, fit_review_rule, flagged_cases
 
 RULE_TIE = 0.005  # a q within this of the best glioma lesion F1 loses to the lower q
 MIN_GLIOMA_F1_GAIN = 0.02  # rule 14, against no filter
 MAX_LOSS = 0.005  # rule 14: MS lesion F1, MS Dice and glioma Dice, against no filter
-SPEED_MAX_DICE_LOSS, SPEED_MAX_F1_LOSS, SPEED_MAX_MORE_FLAGGED = 0.01, 0.02, 3  # rule 15 (rule 12's terms)
 FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connected, as the inference config's small-lesion filter
 
 
@@ -69,12 +69,6 @@ def review_config() -> dict:
     return {key: parser[key] for key in keys}
 
 
-def flagged(fit: dict) -> int:
-    """Cases the refitted review rule flags (its chosen case score)."""
-    chosen = fit["candidates"][fit["chosen"]]
-    return round((1 - chosen["coverage"]) * fit["cases"])
-
-
 def choose(pooled: dict[float, dict]) -> dict:
     """Rule 14 over ``{q: {"ms": {...}, "glioma": {...}}}`` (q = 0: no filter)."""
     peaks = sorted(q for q in pooled if q > 0)
@@ -87,16 +81,15 @@ def choose(pooled: dict[float, dict]) -> dict:
 
 
 def compare_speed(default: dict, candidate: dict, q: float) -> dict:
-    """Rule 15: the candidate against the default, both filtered at q (entries of ``score_peaks``)."""
+    """Rule 15: the candidate against the default, both filtered at q (entries of ``score_peaks``), under rule 12's
+    terms (``bundle.dev.speed_rule``)."""
     base, cand = default["pooled"][q], candidate["pooled"][q]
-    checks = changes(base, cand, "ms_dice", ("glioma_dice", "ms_lesion_f1", "glioma_lesion_f1"))
-    checks = {"ms_dice_change": checks.pop("ms_dice_gain"), **checks}
-    more_flagged = flagged(candidate["flag"][q]) - flagged(default["flag"][q])
-    passes = (checks["ms_dice_change"] >= -SPEED_MAX_DICE_LOSS and checks["glioma_dice_change"] >= -SPEED_MAX_DICE_LOSS
-              and checks["ms_lesion_f1_change"] >= -SPEED_MAX_F1_LOSS
-              and checks["glioma_lesion_f1_change"] >= -SPEED_MAX_F1_LOSS and more_flagged <= SPEED_MAX_MORE_FLAGGED)
-    return {"peak": q, **checks, "flagged_default": flagged(default["flag"][q]),
-            "flagged_candidate": flagged(candidate["flag"][q]), "adopt": passes}
+    checks = {f"{kind}_{metric}_change": round(cand[kind][metric] - base[kind][metric], 4) for kind, metric in ALLOWED}
+    counts = {name: flagged_cases(scores["flag"][q]) for name, scores in (("default", default), ("candidate", candidate))}
+    passes = all(checks[f"{kind}_{metric}_change"] >= -allowed for (kind, metric), allowed in ALLOWED.items())
+    passes = passes and counts["candidate"] <= counts["default"] + MAX_MORE_FLAGGED
+    return {"peak": q, **checks, "flagged_default": counts["default"], "flagged_candidate": counts["candidate"],
+            "adopt": passes}
 
 
 def confident_lesions(score_dir: str, candidate_dir: str = "", peaks=(0.6, 0.7, 0.8, 0.9),
@@ -116,14 +109,14 @@ def confident_lesions(score_dir: str, candidate_dir: str = "", peaks=(0.6, 0.7, 
 def markdown(result: dict) -> str:
     """Pooled means per q with the refitted flags, and the rules' verdicts, as Markdown."""
     default = result["default"]
-    rows = [(f"{q:g}" + (" (no filter)" if not q else "") + f", {flagged(default['flag'][q])} flagged", p)
+    rows = [(f"{q:g}" + (" (no filter)" if not q else "") + f", {flagged_cases(default['flag'][q])} flagged", p)
             for q, p in sorted(default["pooled"].items())]
     text = pooled_markdown(f"Confident lesions only (largest p >= q) on the pooled out-of-fold masks at "
                            f"{default['iterations']} iterations", "q, cases flagged", rows,
                            verdict("Rule 14", f"q = {result['rule_14']['candidate_peak']:g}", result["rule_14"]))
     if "rule_15" in result:
         rule = result["rule_15"]
-        cand_rows = [(f"candidate, q = {q:g}, {flagged(result['candidate']['flag'][q])} flagged", p)
+        cand_rows = [(f"candidate, q = {q:g}, {flagged_cases(result['candidate']['flag'][q])} flagged", p)
                      for q, p in sorted(result["candidate"]["pooled"].items())]
         text += "\n" + pooled_markdown(f"Speed candidate {result['candidate']['score_dir']}", "q, cases flagged",
                                        cand_rows, verdict("Rule 15", f"q = {rule['peak']:g}", rule)

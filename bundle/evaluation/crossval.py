@@ -427,6 +427,11 @@ def fit_review_rule(cases: list[dict], config: dict, tie: float = 0.005) -> dict
     return {"chosen": chosen, "candidates": candidates, "cases": len(cases), "caught_by_the_rest": sum(caught)}
 
 
+def flagged_cases(review_rule: dict) -> int:
+    """How many of its cases a fitted review rule (``fit_review_rule``'s result) flags with its chosen case score."""
+    return round((1 - review_rule["candidates"][review_rule["chosen"]]["coverage"]) * review_rule["cases"])
+
+
 CURVES = (("ms", "dice", "#c00"), ("ms", "lesion_f1", "#f80"), ("glioma", "dice", "#06c"))
 
 
