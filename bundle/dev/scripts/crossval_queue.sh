@@ -9,7 +9,8 @@
 # cv: per step N = 2000, 4000, 10000: each diffusion fold trained to N and its held-out cases scored at N, then the
 #   pooled score (the learning curve). At 4,000: four samples over tissue boxes (rule 13, the same snapshots), then
 #   the faint-lesion branch (rule 7, from the states at 2,000). At
-#   10,000: tiles over tissue boxes (rule 5, on the diffusion snapshots) and the baseline folds; last the 1.5x wider
+#   10,000: tiles over tissue boxes (rule 5) and with four DDIM steps (rule 16), both on the diffusion snapshots, and
+#   the baseline folds; last the 1.5x wider
 #   network to 2,500 iterations (the CPU of the default's 4,000; rule 9). Its processes take both cores once the
 #   ship lane has finished.
 # runs/ does not always survive from one CPU session to the next: at the end of a session
@@ -57,6 +58,7 @@ cv_lane() {
     fi
   done
   fold_steps tissue_boxes 10000 runs/cv tissue_boxes_score no || return 1
+  fold_steps tissue_boxes_steps_4 10000 runs/cv tissue_boxes_steps_4_score no || return 1  # rule 16 re-applied
   fold_steps baseline 10000 runs/cv_baseline score yes --until 10000 || return 1
   fold_steps wide 2500 runs/cv_wide score yes --until 2500 || return 1
 }
