@@ -126,6 +126,17 @@ MODELS = {
         "branch_from": "diffusion",
         "branch_at": 2000,
     },
+    # lesion-balanced crops (docs/results.md rule 17): branched like faint_lesions, every lesion an equally likely
+    # patch centre whatever its size
+    "balanced_crops": {
+        "train": ("configs/train.yaml", "configs/crossval_train.yaml"),
+        "train_overrides": "--lesion_balanced_crops true",
+        "infer": ("configs/inference.yaml",),
+        "infer_overrides": {},
+        "output_dir": "runs/cv_balanced",
+        "branch_from": "diffusion",
+        "branch_at": 2000,
+    },
     # the wider network (docs/results.md rule 9), from scratch, weights kept every 500 iterations so that it can be
     # scored at the iterations that cost the CPU of the default's snapshots
     "wide": {
@@ -516,6 +527,7 @@ def crossval(
     weights, for the benchmark), the diffusion sampled only in its region of interest; ``--model coarse``: that
     head alone; ``--model tissue_boxes``: the diffusion snapshots scored with tiles over each slice's tissue box;
     ``--model faint_lesions``: the diffusion folds' states at 2,000 iterations trained on with fainter lesions;
+    ``--model balanced_crops``: the same states trained on with lesion-balanced patch centres;
     ``--model wide``: a 1.5x wider network (``MODELS``); ``--output_dir`` defaults to the model's.
     """
     if stage not in ("train", "score", "all", "curve", "rule"):

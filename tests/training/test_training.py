@@ -117,3 +117,12 @@ def test_ema_overlay_saves_the_moving_average_of_the_weights(datalist, tmp_path)
         assert torch.equal(final[k], last["ema_model"][k]), k
     moved = [k for k in last["model"] if not torch.equal(last["model"][k], last["ema_model"][k])]
     assert moved, "the average equals the trained weights: the EMA is not applied"
+
+
+def test_lesion_balanced_crops_train_on_real_volumes(datalist, tmp_path):
+    """``--lesion_balanced_crops true`` (docs/results.md rule 17): the balanced crop's index keys are dropped before
+    batching, so real volumes train and checkpoint as with the default crop."""
+    out = tmp_path / "balanced"
+    train(datalist, out, "--max_epochs", "1", "--epoch_length", "2", "--lesion_balanced_crops", "true")
+    state = torch.load(out / "resume_checkpoint_epoch=1.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

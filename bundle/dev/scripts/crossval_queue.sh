@@ -8,7 +8,8 @@
 #   over all of them (runs/cv/fold_all). It made the 0.16.0 weights; run it again only to retrain them.
 # cv: per step N = 2000, 4000, 10000: each diffusion fold trained to N and its held-out cases scored at N, then the
 #   pooled score (the learning curve). At 4,000: four samples over tissue boxes (rule 13, the same snapshots), then
-#   the faint-lesion branch (rule 7, from the states at 2,000). At
+#   the faint-lesion branch (rule 7, from the states at 2,000), then the lesion-balanced crops (rule 17, from the
+#   same states). At
 #   10,000: tiles over tissue boxes (rule 5) and with four DDIM steps (rule 16), both on the diffusion snapshots, and
 #   the baseline folds; last the 1.5x wider
 #   network to 2,500 iterations (the CPU of the default's 4,000; rule 9). Its processes take both cores once the
@@ -55,6 +56,7 @@ cv_lane() {
     if [ $n = 4000 ]; then  # rule 13's accuracy part (its speed part passed), then rule 7
       fold_steps samples_4_tissue_boxes $n runs/cv samples_4_tissue_boxes_score no || return 1
       fold_steps faint_lesions $n runs/cv_faint score yes --until $n || return 1
+      fold_steps balanced_crops $n runs/cv_balanced score yes --until $n || return 1  # rule 17
     fi
   done
   fold_steps tissue_boxes 10000 runs/cv tissue_boxes_score no || return 1
