@@ -22,12 +22,11 @@ import json
 import os
 
 import numpy as np
-from monai.bundle import ConfigParser
 from scipy import ndimage
 
 from bundle.dev.saved_masks import changes, pooled_markdown, publish, score_variants, verdict
 from bundle.dev.speed_rule import ALLOWED, MAX_MORE_FLAGGED
-from bundle.evaluation.crossval import FOLDS_FILE, fit_review_rule, flagged_cases
+from bundle.evaluation.crossval import FOLDS_FILE, fit_review_rule, flagged_cases, review_settings
 
 RULE_TIE = 0.005  # a q within this of the best glioma lesion F1 loses to the lower q
 MIN_GLIOMA_F1_GAIN = 0.02  # rule 14, against no filter
@@ -55,18 +54,10 @@ def score_peaks(score_dir: str, peaks: list[float], folds_file: str = FOLDS_FILE
         return keep
 
     result = score_variants(score_dir, {str(q): variant(q) for q in peaks}, folds_file)
-    config = review_config()
+    config = review_settings(os.path.join(os.path.dirname(__file__), "..", ".."))
     result["pooled"] = {float(q): p for q, p in result["pooled"].items()}
     result["flag"] = {q: fit_review_rule([case[str(q)] for case in result["cases"]], config) for q in peaks}
     return result
-
-
-def review_config() -> dict:
-    """The inference config's review-rule settings (what ``fit_review_rule`` reads)."""
-    parser = ConfigParser()
-    parser.read_config(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "inference.yaml"))
-    keys = ("max_lesion_uncertainty", "max_case_uncertainty", "lesion_volume_range_ml", "brain_volume_range_ml")
-    return {key: parser[key] for key in keys}
 
 
 def choose(pooled: dict[float, dict]) -> dict:

@@ -438,6 +438,13 @@ def fit_review_rule(cases: list[dict], config: dict, tie: float = 0.005) -> dict
     return {"chosen": chosen, "candidates": candidates, "cases": len(cases), "caught_by_the_rest": sum(caught)}
 
 
+def review_settings(bundle_root: str, config_files=("configs/inference.yaml",)) -> dict:
+    """The inference config's review-rule settings that ``fit_review_rule`` reads."""
+    config = read_config(bundle_root, list(config_files))
+    keys = ("max_lesion_uncertainty", "max_case_uncertainty", "lesion_volume_range_ml", "brain_volume_range_ml")
+    return {key: config[key] for key in keys}
+
+
 def flagged_cases(review_rule: dict) -> int:
     """How many of its cases a fitted review rule (``fit_review_rule``'s result) flags with its chosen case score."""
     return round((1 - review_rule["candidates"][review_rule["chosen"]]["coverage"]) * review_rule["cases"])
@@ -563,9 +570,7 @@ def crossval(
         n = iterations or points[-1]["iterations"]
         with open(os.path.join(output_dir, f"{prefix}_{n}", "metrics.json")) as f:
             scored = json.load(f)["cases"]
-        config = read_config(bundle_root, list(preset["infer"]))
-        keys = ("max_lesion_uncertainty", "max_case_uncertainty", "lesion_volume_range_ml", "brain_volume_range_ml")
-        result = fit_review_rule(scored, {k: config[k] for k in keys})
+        result = fit_review_rule(scored, review_settings(bundle_root, preset["infer"]))
         result["iterations"] = n
         write_json_atomic(os.path.join(output_dir, f"{prefix}_{n}", "review_rule.json"), result)
         print(json.dumps(result, indent=1))
