@@ -32,9 +32,11 @@ def lesion_balanced_indices(label: np.ndarray, image: np.ndarray, per_lesion: in
     background = np.flatnonzero((np.asarray(image) > image_threshold) & ~lesion)
     if not count:
         return np.zeros(0, dtype=np.int64), background
-    flat = labels.ravel()
-    order = np.argsort(flat, kind="stable")
-    starts = np.searchsorted(flat[order], np.arange(1, count + 2))
+    voxels = np.flatnonzero(lesion)  # only the lesion voxels are sorted by lesion, not the whole volume
+    component = labels.ravel()[voxels]
+    by_lesion = np.argsort(component, kind="stable")
+    order = voxels[by_lesion]
+    starts = np.searchsorted(component[by_lesion], np.arange(1, count + 2))
     foreground = []
     for k in range(count):
         voxels = order[starts[k] : starts[k + 1]]
