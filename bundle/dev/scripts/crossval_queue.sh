@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Developer queue for the training runs of docs/results.md on a 2-core CPU machine, resumable: each step is skipped
 # when its result exists, and every training resumes from its last saved state. From anywhere:
-#   nohup bash bundle/dev/scripts/crossval_queue.sh [cv|ship|both] >> runs/cv_queue.log 2>&1 &
-# Two lanes, one core each (two 1-thread training processes make 1.23x the iterations of one 2-thread process,
-# docs/training.md "Throughput"); `both` runs both, one lane name that lane alone on both cores (default: cv):
+#   nohup bash bundle/dev/scripts/crossval_queue.sh [cv|cv2|ship|both] >> runs/cv_queue.log 2>&1 &
+# Two lanes, one core each (two 1-thread training processes make more iterations than one 2-thread process,
+# docs/training.md "Throughput"); `both` runs both, one lane name that lane alone on both cores (default: cv);
+# `cv2` runs the cv lane twice side by side, one thread each: each fold is locked while one of them trains and
+# scores it (flock on DIR/.fold_K.lock), so the other takes the next free fold and waits only for the pooled score.
 # ship: the weights to ship (rule 3): the recipe on every case but the embedded sample's, 20,000 iterations, cosine
 #   over all of them (runs/cv/fold_all). It made the 0.16.0 weights; run it again only to retrain them.
 # cv: per step N = 2000, 4000, 10000: each diffusion fold trained to N and its held-out cases scored at N, then the
@@ -20,26 +22,43 @@
 cd "$(dirname "$0")/../../.."  # the bundle root
 py=.venv/bin/python
 lane=${1:-cv}
+mkdir -p runs
 
 ship_lane() {  # ship_lane THREADS
   OMP_NUM_THREADS=$1 $py -m bundle crossval train --folds all --until 20000
 }
 
-threads() {  # 1 while a weights-to-ship training runs beside, else 2
-  if pgrep -f "crossval train --folds all" > /dev/null; then echo 1; else echo 2; fi
+cv_threads=0  # 0: decide per process (below); cv2 sets 1
+
+threads() {  # 1 while a weights-to-ship training runs beside or in the cv2 lanes, else 2
+  if [ "$cv_threads" != 0 ]; then echo "$cv_threads"
+  elif pgrep -f "crossval train --folds all" > /dev/null; then echo 1; else echo 2; fi
 }
 
 fold_steps() {  # fold_steps MODEL N OUTPUT_DIR SCORE_PREFIX TRAIN(yes|no) [extra train flags]: fold by fold, then pooled
-  local model=$1 n=$2 dir=$3 prefix=$4 train=$5 k
+  local model=$1 n=$2 dir=$3 prefix=$4 train=$5 k rc wait
   shift 5
-  for k in 0 1 2 3; do
-    [ -f "$dir/${prefix}_$n/fold_$k/metrics.json" ] && continue
-    if [ "$train" = yes ]; then
-      OMP_NUM_THREADS=$(threads) $py -m bundle crossval train --model "$model" --output_dir "$dir" --folds $k "$@" || return 1
-    fi
-    OMP_NUM_THREADS=$(threads) $py -m bundle crossval score --model "$model" --output_dir "$dir" --folds $k --iterations "$n" || return 1
+  mkdir -p "$dir"
+  # first pass: the folds no other lane holds (flock -n); second pass: wait for the rest and do any left undone
+  for wait in -n ""; do
+    for k in 0 1 2 3; do
+      [ -f "$dir/${prefix}_$n/fold_$k/metrics.json" ] && continue
+      (
+        flock $wait 9 || exit 75
+        [ -f "$dir/${prefix}_$n/fold_$k/metrics.json" ] && exit 0
+        if [ "$train" = yes ]; then
+          OMP_NUM_THREADS=$(threads) $py -m bundle crossval train --model "$model" --output_dir "$dir" --folds $k "$@" \
+            || exit 1
+        fi
+        OMP_NUM_THREADS=$(threads) $py -m bundle crossval score --model "$model" --output_dir "$dir" --folds $k \
+          --iterations "$n"
+      ) 9> "$dir/.fold_$k.lock"
+      rc=$?
+      [ $rc = 0 ] || [ $rc = 75 ] || return 1
+    done
   done
-  pooled "$dir/${prefix}_$n/metrics.json" || $py -m bundle crossval score --model "$model" --output_dir "$dir" --iterations "$n"
+  ( flock 9; pooled "$dir/${prefix}_$n/metrics.json" \
+      || $py -m bundle crossval score --model "$model" --output_dir "$dir" --iterations "$n" ) 9> "$dir/.pooled.lock"
 }
 
 pooled() {  # pooled METRICS_JSON: true when it pools all four folds
@@ -51,7 +70,8 @@ cv_lane() {
   for n in 2000 4000 10000; do
     fold_steps diffusion $n runs/cv score yes --until $n || return 1
     if [ $n = 2000 ]; then  # the faint-lesion branch starts from the states at 2,000 (copied, before they move on)
-      for k in 0 1 2 3; do $py -m bundle crossval train --model faint_lesions --folds $k --until 2000 || return 1; done
+      ( flock 9; for k in 0 1 2 3; do $py -m bundle crossval train --model faint_lesions --folds $k --until 2000 || exit 1; done
+      ) 9> runs/.faint_branch.lock || return 1
     fi
     if [ $n = 4000 ]; then  # rule 13's accuracy part (its speed part passed), then rule 7
       fold_steps samples_4_tissue_boxes $n runs/cv samples_4_tissue_boxes_score no || return 1
@@ -69,6 +89,7 @@ $py -m bundle.dev restore-states || exit 1
 case $lane in
   ship) ship_lane 2 ;;
   cv) cv_lane ;;
+  cv2) cv_threads=1; cv_lane & other=$!; cv_lane; rc=$?; wait $other || rc=1; exit $rc ;;
   both) ship_lane 1 & cv_lane; wait ;;
-  *) echo "usage: $0 [cv|ship|both]"; exit 2 ;;
+  *) echo "usage: $0 [cv|cv2|ship|both]"; exit 2 ;;
 esac
