@@ -26,7 +26,7 @@ opt = dict(zip(args[4::2], args[5::2]))
 model, out = opt["--model"], opt.get("--output_dir", "runs/cv_faint")
 fold = opt.get("--folds", "pooled")
 start = time.time()
-time.sleep(0.05)
+time.sleep(1.0 if (command, model, fold) == ("train", "diffusion", "3") else 0.05)  # one slow fold
 if command == "score":
     n = opt["--iterations"]
     prefix = "score" if model in ("diffusion", "faint_lesions", "balanced_crops", "baseline", "wide") else model + "_score"
@@ -70,5 +70,15 @@ def test_two_lanes_share_the_folds(tmp_path):
     spans = sorted((c[7], c[8]) for c in fold_calls)
     assert any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
     assert {c[5] for c in fold_calls} == {"1"}
+    # the faint-lesion branch copies the states at 2,000 only after all four diffusion folds have them
+    branch = [c for c in calls if c[0] == "train" and c[1] == "faint_lesions" and c[4] == "2000"]
+    at_2000 = [c for c in calls if c[1] == "diffusion" and c[4] == "2000" and c[3] != "pooled"]
+    assert branch and min(c[7] for c in branch) >= max(c[8] for c in at_2000)
+    # a step that reads another step's fold on the same directory comes after it (tiles over tissue boxes score the
+    # diffusion snapshots at 10,000)
+    for k in "0123":
+        trained = [c[8] for c in calls if c[:5] == ["train", "diffusion", "runs/cv", k, "10000"]]
+        scored = [c[7] for c in calls if c[0] == "score" and c[1] == "tissue_boxes" and c[3] == k]
+        assert trained and scored and min(scored) >= max(trained)
     pooled = [c for c in calls if c[3] == "pooled"]
     assert len(pooled) == 10

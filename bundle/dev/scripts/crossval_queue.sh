@@ -35,31 +35,37 @@ threads() {  # 1 while a weights-to-ship training runs beside or in the cv2 lane
   elif pgrep -f "crossval train --folds all" > /dev/null; then echo 1; else echo 2; fi
 }
 
-fold_steps() {  # fold_steps MODEL N OUTPUT_DIR SCORE_PREFIX TRAIN(yes|no) [extra train flags]: fold by fold, then pooled
-  local model=$1 n=$2 dir=$3 prefix=$4 train=$5 k rc wait
-  shift 5
+fold_pass() {  # fold_pass WAIT MODEL N OUTPUT_DIR SCORE_PREFIX TRAIN(yes|no) [extra train flags]
+  # each fold trained (TRAIN=yes) and scored unless done; a fold another lane holds is skipped (WAIT=-n) or waited
+  # for (WAIT=""); the lane that finds all four scored pools them
+  local wait=$1 model=$2 n=$3 dir=$4 prefix=$5 train=$6 k rc
+  shift 6
   mkdir -p "$dir"
-  # first pass: the folds no other lane holds (flock -n); second pass: wait for the rest and do any left undone
-  for wait in -n ""; do
-    for k in 0 1 2 3; do
-      [ -f "$dir/${prefix}_$n/fold_$k/metrics.json" ] && continue
-      (
-        flock $wait 9 || exit 75
-        [ -f "$dir/${prefix}_$n/fold_$k/metrics.json" ] && exit 0
-        if [ "$train" = yes ]; then
-          OMP_NUM_THREADS=$(threads) $py -m bundle crossval train --model "$model" --output_dir "$dir" --folds $k "$@" \
-            || exit 1
-        fi
-        OMP_NUM_THREADS=$(threads) $py -m bundle crossval score --model "$model" --output_dir "$dir" --folds $k \
-          --iterations "$n"
-      ) 9> "$dir/.fold_$k.lock"
-      rc=$?
-      [ $rc = 0 ] || [ $rc = 75 ] || return 1
-    done
+  for k in 0 1 2 3; do
+    [ -f "$dir/${prefix}_$n/fold_$k/metrics.json" ] && continue
+    (
+      flock $wait 9 || exit 75
+      [ -f "$dir/${prefix}_$n/fold_$k/metrics.json" ] && exit 0
+      if [ "$train" = yes ]; then
+        OMP_NUM_THREADS=$(threads) $py -m bundle crossval train --model "$model" --output_dir "$dir" --folds $k "$@" \
+          || exit 1
+      fi
+      OMP_NUM_THREADS=$(threads) $py -m bundle crossval score --model "$model" --output_dir "$dir" --folds $k \
+        --iterations "$n"
+    ) 9> "$dir/.fold_$k.lock"
+    rc=$?
+    [ $rc = 0 ] || [ $rc = 75 ] || return 1
   done
+  for k in 0 1 2 3; do [ -f "$dir/${prefix}_$n/fold_$k/metrics.json" ] || return 0; done
   ( flock 9; pooled "$dir/${prefix}_$n/metrics.json" \
       || $py -m bundle crossval score --model "$model" --output_dir "$dir" --iterations "$n" ) 9> "$dir/.pooled.lock"
 }
+
+# fold by fold, then pooled. fold_steps moves on past a fold the other cv2 lane holds: that lane finishes and pools
+# it, and a later step on the same OUTPUT_DIR (same fold locks) skips that fold too until the holder gets there;
+# fold_steps_wait waits for it, before a step that reads all four folds from another directory.
+fold_steps() { fold_pass -n "$@"; }
+fold_steps_wait() { fold_pass "" "$@"; }
 
 pooled() {  # pooled METRICS_JSON: true when it pools all four folds
   [ -f "$1" ] && $py -c "import json, sys; sys.exit(len(json.load(open('$1'))['settings']['folds']) != 4)"
@@ -67,8 +73,10 @@ pooled() {  # pooled METRICS_JSON: true when it pools all four folds
 
 cv_lane() {
   # the learning curve first, the candidates where their rules compare, the wider network (rule 9) last
+  local n step
   for n in 2000 4000 10000; do
-    fold_steps diffusion $n runs/cv score yes --until $n || return 1
+    if [ $n = 2000 ]; then step=fold_steps_wait; else step=fold_steps; fi  # the branches below copy the states at 2,000
+    $step diffusion $n runs/cv score yes --until $n || return 1
     if [ $n = 2000 ]; then  # the faint-lesion branch starts from the states at 2,000 (copied, before they move on)
       ( flock 9; for k in 0 1 2 3; do $py -m bundle crossval train --model faint_lesions --folds $k --until 2000 || exit 1; done
       ) 9> runs/.faint_branch.lock || return 1
