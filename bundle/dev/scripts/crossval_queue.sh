@@ -5,7 +5,7 @@
 # Two lanes, one core each (two 1-thread training processes make more iterations than one 2-thread process,
 # docs/training.md "Throughput"); `both` runs both, one lane name that lane alone on both cores (default: cv);
 # `cv2` runs the cv lane twice side by side, one thread each: each fold is locked while one of them trains and
-# scores it (flock on DIR/.fold_K.lock), so the other takes the next free fold and waits only for the pooled score.
+# scores it (flock on DIR/.fold_K.lock), so the other takes the next free fold or step (fold_pass below).
 # ship: the weights to ship (rule 3): the recipe on every case but the embedded sample's, 20,000 iterations, cosine
 #   over all of them (runs/cv/fold_all). It made the 0.16.0 weights; run it again only to retrain them.
 # cv: per step N = 2000, 4000, 10000: each diffusion fold trained to N and its held-out cases scored at N, then the
@@ -41,11 +41,12 @@ fold_pass() {  # fold_pass WAIT MODEL N OUTPUT_DIR SCORE_PREFIX TRAIN(yes|no) [e
   local wait=$1 model=$2 n=$3 dir=$4 prefix=$5 train=$6 k rc
   shift 6
   mkdir -p "$dir"
+  scored() { [ -f "$dir/${prefix}_$n/fold_$1/metrics.json" ]; }
   for k in 0 1 2 3; do
-    [ -f "$dir/${prefix}_$n/fold_$k/metrics.json" ] && continue
+    scored $k && continue
     (
       flock $wait 9 || exit 75
-      [ -f "$dir/${prefix}_$n/fold_$k/metrics.json" ] && exit 0
+      scored $k && exit 0
       if [ "$train" = yes ]; then
         OMP_NUM_THREADS=$(threads) $py -m bundle crossval train --model "$model" --output_dir "$dir" --folds $k "$@" \
           || exit 1
@@ -56,7 +57,7 @@ fold_pass() {  # fold_pass WAIT MODEL N OUTPUT_DIR SCORE_PREFIX TRAIN(yes|no) [e
     rc=$?
     [ $rc = 0 ] || [ $rc = 75 ] || return 1
   done
-  for k in 0 1 2 3; do [ -f "$dir/${prefix}_$n/fold_$k/metrics.json" ] || return 0; done
+  for k in 0 1 2 3; do scored $k || return 0; done
   ( flock 9; pooled "$dir/${prefix}_$n/metrics.json" \
       || $py -m bundle crossval score --model "$model" --output_dir "$dir" --iterations "$n" ) 9> "$dir/.pooled.lock"
 }
